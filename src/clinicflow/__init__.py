@@ -1,0 +1,3 @@
+"""clinicflow: automations that take repetitive administrative work off medical practices."""
+
+__version__ = "0.1.0"

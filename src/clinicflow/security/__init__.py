@@ -1,0 +1,1 @@
+"""Users, permissions, PHI encryption and the audit log."""

@@ -1,0 +1,185 @@
+"""PHI at rest: AES-256-GCM for bodies and identifying columns, keyed hashes for lookups.
+
+A ciphertext is `0x01 | key id (4 bytes) | nonce (12) | ciphertext+tag`. The additional
+authenticated data binds a ciphertext to its row (e.g. b"Patient/123"), so a body copied onto another
+row fails to decrypt instead of silently showing the wrong patient.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from clinicflow.errors import SecurityError
+
+FORMAT_V1 = b"\x01"
+KEY_FILE_NAME = "phi.json"
+
+
+def key_id_for(key: bytes) -> bytes:
+    """A 4-byte id naming a key, so a ciphertext says which key opens it."""
+    return hashlib.sha256(b"clinicflow-key-id" + key).digest()[:4]
+
+
+@dataclass
+class Keyring:
+    """The active data key, older keys still needed to decrypt, and the blind-index key."""
+
+    active: bytes
+    index_key: bytes
+    previous: list[bytes] = field(default_factory=list)
+
+    def by_id(self) -> dict[bytes, bytes]:
+        """Every key this ring can decrypt with, by id."""
+        keys = {key_id_for(k): k for k in self.previous}
+        keys[key_id_for(self.active)] = self.active
+        return keys
+
+    @classmethod
+    def generate(cls) -> Keyring:
+        """A fresh ring with random 256-bit keys."""
+        return cls(active=AESGCM.generate_key(bit_length=256), index_key=secrets.token_bytes(32))
+
+    def to_json(self) -> str:
+        """The ring as stored in the key file."""
+        enc = base64.b64encode
+        return json.dumps(
+            {
+                "active": enc(self.active).decode(),
+                "previous": [enc(k).decode() for k in self.previous],
+                "index_key": enc(self.index_key).decode(),
+            },
+            indent=2,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Keyring:
+        """Parse a key file's contents."""
+        data = json.loads(text)
+        dec = base64.b64decode
+        return cls(
+            active=dec(data["active"]),
+            previous=[dec(k) for k in data.get("previous", [])],
+            index_key=dec(data["index_key"]),
+        )
+
+    @classmethod
+    def from_secret(cls, secret_b64: str) -> Keyring:
+        """A ring from a key given in settings; the index key is derived so lookups stay stable."""
+        try:
+            active = base64.b64decode(secret_b64, validate=True)
+        except ValueError as exc:
+            raise SecurityError("CLINICFLOW_PHI_KEY is not valid base64.") from exc
+        if len(active) != 32:
+            raise SecurityError("CLINICFLOW_PHI_KEY must be 32 bytes (44 base64 characters).")
+        index_key = hmac.new(active, b"clinicflow blind index v1", hashlib.sha256).digest()
+        return cls(active=active, index_key=index_key)
+
+
+def write_key_file(path: Path, ring: Keyring) -> None:
+    """Write the ring with mode 0600 in a 0700 directory, replacing the file atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(ring.to_json())
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    os.chmod(path, 0o600)
+
+
+def load_keyring(keys_dir: Path, secret_b64: str | None, *, create: bool = True) -> Keyring:
+    """The keyring from settings if given, else from the key file (created on first use)."""
+    if secret_b64:
+        return Keyring.from_secret(secret_b64)
+    path = keys_dir / KEY_FILE_NAME
+    if path.exists():
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            raise SecurityError(
+                f"The PHI key file {path} is readable by others (mode {mode:o}); "
+                f"run `chmod 600 {path}`."
+            )
+        return Keyring.from_json(path.read_text())
+    if not create:
+        raise SecurityError(
+            f"No PHI key at {path}. Restore it from your backup (`clinicflow restore`) or set "
+            "CLINICFLOW_PHI_KEY; without it the encrypted data cannot be read."
+        )
+    ring = Keyring.generate()
+    write_key_file(path, ring)
+    return ring
+
+
+def normalise_for_index(kind: str, value: str) -> str:
+    """The canonical form a lookup value is hashed in (digits for phones, casefold for the rest)."""
+    if kind == "phone":
+        digits = "".join(ch for ch in value if ch.isdigit())
+        return digits[-10:] if len(digits) >= 10 else digits
+    text = unicodedata.normalize("NFKC", value).strip().casefold()
+    return " ".join(text.split())
+
+
+class PhiCipher:
+    """Encrypts and decrypts PHI with a keyring, and computes blind-index hashes."""
+
+    def __init__(self, ring: Keyring) -> None:
+        self.ring = ring
+        self._active_id = key_id_for(ring.active)
+        self._active = AESGCM(ring.active)
+        self._by_id = {kid: AESGCM(k) for kid, k in ring.by_id().items()}
+
+    @property
+    def active_key_id(self) -> bytes:
+        """The id of the key new ciphertexts use."""
+        return self._active_id
+
+    def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
+        """Encrypt with the active key, bound to `aad`."""
+        nonce = os.urandom(12)
+        return FORMAT_V1 + self._active_id + nonce + self._active.encrypt(nonce, plaintext, aad)
+
+    def decrypt(self, blob: bytes, aad: bytes) -> bytes:
+        """Decrypt a ciphertext made by `encrypt`; raises SecurityError if it was altered or moved."""
+        if len(blob) < 17 or blob[:1] != FORMAT_V1:
+            raise SecurityError("An encrypted value has an unknown format.")
+        kid, nonce, body = blob[1:5], blob[5:17], blob[17:]
+        aead = self._by_id.get(kid)
+        if aead is None:
+            raise SecurityError(
+                f"An encrypted value uses key {kid.hex()}, which this keyring does not hold."
+            )
+        try:
+            return aead.decrypt(nonce, body, aad)
+        except InvalidTag as exc:
+            raise SecurityError("An encrypted value failed its integrity check.") from exc
+
+    @staticmethod
+    def key_id_of(blob: bytes) -> bytes:
+        """Which key a ciphertext was made with."""
+        return blob[1:5]
+
+    def encrypt_text(self, text: str | None, aad: bytes) -> bytes | None:
+        """Encrypt an optional string."""
+        return None if text is None else self.encrypt(text.encode(), aad)
+
+    def decrypt_text(self, blob: bytes | None, aad: bytes) -> str | None:
+        """Decrypt an optional string."""
+        return None if blob is None else self.decrypt(blob, aad).decode()
+
+    def blind_index(self, kind: str, value: str) -> str:
+        """Keyed hash for equality lookups by phone, email or name; never reversible without the key."""
+        message = f"{kind}:{normalise_for_index(kind, value)}".encode()
+        return hmac.new(self.ring.index_key, message, hashlib.sha256).hexdigest()[:32]

@@ -1,0 +1,113 @@
+"""One Settings object: env CLINICFLOW_*, an optional TOML file, and the embedded defaults."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATA_DIR = Path("var")
+
+
+def _toml_path() -> Path | None:
+    """The TOML file named by CLINICFLOW_CONFIG, else clinicflow.toml in the working directory."""
+    named = os.environ.get("CLINICFLOW_CONFIG")
+    if named:
+        return Path(named)
+    local = Path("clinicflow.toml")
+    return local if local.exists() else None
+
+
+class Settings(BaseSettings):
+    """Everything configurable. No setting at all gives the embedded default on one machine."""
+
+    model_config = SettingsConfigDict(env_prefix="CLINICFLOW_", extra="ignore")
+
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description="Where the database, keys and queue live")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; unset means SQLite (WAL) in the data dir"
+    )
+    redis_url: str | None = Field(None, description="Redis for the job queue; unset: huey on SQLite")
+    timezone: str = Field("America/New_York", description="The practice's IANA time zone")
+    public_url: str = Field("http://127.0.0.1:8000", description="Base URL patients and webhooks use")
+    phi_key: SecretStr | None = Field(
+        None, description="Base64 AES-256 key for PHI; unset: the key file in the data dir"
+    )
+    demo: bool = Field(False, description="Demo mode: placeholders allowed, demo data shown")
+    fhir_base_url: str | None = Field(None, description="The EHR's FHIR R4 base; unset: no EHR")
+    worker_threads: int = Field(4, description="Worker threads per `clinicflow worker` process")
+    effect_lease_s: float = Field(120.0, description="How long a worker may hold an effect")
+    log_level: str = Field("INFO", description="Log level for the JSON logs")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"CLINICFLOW_TIMEZONE={value!r} is not an IANA time zone") from exc
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _toml_path()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'clinicflow.db').resolve()}"
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when running on the embedded default database."""
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def queue_path(self) -> Path:
+        """huey's own SQLite file, kept apart from the app database."""
+        return self.data_dir / "queue.db"
+
+    @property
+    def keys_dir(self) -> Path:
+        """Where key files live (mode 0700 directory, 0600 files)."""
+        return self.data_dir / "keys"
+
+    def describe(self) -> dict[str, Any]:
+        """Non-secret settings for `status` and logs."""
+        return {
+            "data_dir": str(self.data_dir),
+            "database": "sqlite" if self.is_embedded else "postgresql",
+            "queue": "redis" if self.redis_url else "sqlite",
+            "timezone": self.timezone,
+            "ehr": self.fhir_base_url or "none (write-backs are local)",
+        }
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML file (used by tests and the config check)."""
+    with path.open("rb") as fh:
+        return tomllib.load(fh)
