@@ -42,6 +42,16 @@ class Settings(BaseSettings):
     phi_key: SecretStr | None = Field(
         None, description="Base64 AES-256 key for PHI; unset: the key file in the data dir"
     )
+    phi_previous_keys: SecretStr | None = Field(
+        None,
+        description="Older base64 PHI keys, comma-separated, still needed to decrypt while "
+        "`clinicflow phi rotate-key` re-encrypts (only with CLINICFLOW_PHI_KEY)",
+    )
+    phi_index_key: SecretStr | None = Field(
+        None,
+        description="Base64 key for blind-index lookups; unset: derived from CLINICFLOW_PHI_KEY "
+        "(pin it with `clinicflow phi index-key` before rotating that key)",
+    )
     demo: bool = Field(False, description="Demo mode: placeholders allowed, demo data shown")
     fhir_base_url: str | None = Field(None, description="The EHR's FHIR R4 base; unset: no EHR")
     worker_threads: int = Field(4, description="Worker threads per `clinicflow worker` process")

@@ -1,8 +1,8 @@
 """PHI at rest: AES-256-GCM for bodies and identifying columns, keyed hashes for lookups.
 
 A ciphertext is `0x01 | key id (4 bytes) | nonce (12) | ciphertext+tag`. The additional
-authenticated data binds a ciphertext to its row (e.g. b"Patient/123"), so a body copied onto another
-row fails to decrypt instead of silently showing the wrong patient.
+authenticated data binds a ciphertext to its row (e.g. b"Patient/123"), so a body copied onto
+another row fails to decrypt instead of silently showing the wrong patient.
 """
 
 from __future__ import annotations
@@ -14,13 +14,34 @@ import json
 import os
 import secrets
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from clinicflow.errors import SecurityError
+from clinicflow.security.registry import register_encrypted_column
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from clinicflow.settings import Settings
+
+__all__ = [
+    "KEY_FILE_NAME",
+    "Keyring",
+    "PhiCipher",
+    "key_file_path",
+    "key_id_for",
+    "keyring_from_settings",
+    "load_keyring",
+    "normalise_for_index",
+    "register_encrypted_column",
+    "write_key_file",
+]
 
 FORMAT_V1 = b"\x01"
 KEY_FILE_NAME = "phi.json"
@@ -74,16 +95,53 @@ class Keyring:
         )
 
     @classmethod
-    def from_secret(cls, secret_b64: str) -> Keyring:
-        """A ring from a key given in settings; the index key is derived so lookups stay stable."""
-        try:
-            active = base64.b64decode(secret_b64, validate=True)
-        except ValueError as exc:
-            raise SecurityError("CLINICFLOW_PHI_KEY is not valid base64.") from exc
-        if len(active) != 32:
-            raise SecurityError("CLINICFLOW_PHI_KEY must be 32 bytes (44 base64 characters).")
-        index_key = hmac.new(active, b"clinicflow blind index v1", hashlib.sha256).digest()
-        return cls(active=active, index_key=index_key)
+    def from_secret(
+        cls,
+        secret_b64: str,
+        *,
+        previous_b64: Sequence[str] = (),
+        index_key_b64: str | None = None,
+    ) -> Keyring:
+        """A ring from keys given in settings; unless pinned, the index key is derived from the key.
+
+        With older keys listed (a rotation in progress) the index key must be pinned: deriving it
+        from the new key would silently stop every lookup by phone, email or name from matching.
+        """
+        active = _decode_key("CLINICFLOW_PHI_KEY", secret_b64)
+        previous = [_decode_key("CLINICFLOW_PHI_PREVIOUS_KEYS", k) for k in previous_b64]
+        if index_key_b64:
+            index_key = _decode_key("CLINICFLOW_PHI_INDEX_KEY", index_key_b64)
+        elif previous:
+            raise SecurityError(
+                "CLINICFLOW_PHI_PREVIOUS_KEYS is set but CLINICFLOW_PHI_INDEX_KEY is not. Lookups "
+                "use an index key derived from CLINICFLOW_PHI_KEY, so changing that key would "
+                "break them: set CLINICFLOW_PHI_INDEX_KEY to what `clinicflow phi index-key` "
+                "prints when run with the old CLINICFLOW_PHI_KEY.",
+                code="security.index_key_unpinned",
+            )
+        else:
+            index_key = derive_index_key(active)
+        return cls(active=active, index_key=index_key, previous=previous)
+
+
+def _decode_key(setting: str, value: str) -> bytes:
+    try:
+        key = base64.b64decode(value.strip(), validate=True)
+    except ValueError as exc:
+        raise SecurityError(f"{setting} is not valid base64.") from exc
+    if len(key) != 32:
+        raise SecurityError(f"{setting} must hold 32-byte keys (44 base64 characters each).")
+    return key
+
+
+def derive_index_key(active: bytes) -> bytes:
+    """The blind-index key used when CLINICFLOW_PHI_KEY is given and no index key is pinned."""
+    return hmac.new(active, b"clinicflow blind index v1", hashlib.sha256).digest()
+
+
+def key_file_path(keys_dir: Path) -> Path:
+    """The PHI key file inside the keys dir."""
+    return keys_dir / KEY_FILE_NAME
 
 
 def write_key_file(path: Path, ring: Keyring) -> None:
@@ -98,12 +156,27 @@ def write_key_file(path: Path, ring: Keyring) -> None:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     os.chmod(path, 0o600)
+    # The rename is durable only once the directory is synced; key rotation relies on it.
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
-def load_keyring(keys_dir: Path, secret_b64: str | None, *, create: bool = True) -> Keyring:
+def load_keyring(
+    keys_dir: Path,
+    secret_b64: str | None,
+    *,
+    create: bool = True,
+    previous_b64: Sequence[str] = (),
+    index_key_b64: str | None = None,
+) -> Keyring:
     """The keyring from settings if given, else from the key file (created on first use)."""
     if secret_b64:
-        return Keyring.from_secret(secret_b64)
+        return Keyring.from_secret(
+            secret_b64, previous_b64=previous_b64, index_key_b64=index_key_b64
+        )
     path = keys_dir / KEY_FILE_NAME
     if path.exists():
         mode = path.stat().st_mode & 0o777
@@ -121,6 +194,22 @@ def load_keyring(keys_dir: Path, secret_b64: str | None, *, create: bool = True)
     ring = Keyring.generate()
     write_key_file(path, ring)
     return ring
+
+
+def keyring_from_settings(settings: Settings, *, create: bool = True) -> Keyring:
+    """The keyring the settings describe: CLINICFLOW_PHI_* keys if set, else the key file."""
+
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    previous = secret(settings.phi_previous_keys) or ""
+    return load_keyring(
+        settings.keys_dir,
+        secret(settings.phi_key),
+        create=create,
+        previous_b64=[k for k in previous.split(",") if k.strip()],
+        index_key_b64=secret(settings.phi_index_key),
+    )
 
 
 def normalise_for_index(kind: str, value: str) -> str:
@@ -152,7 +241,7 @@ class PhiCipher:
         return FORMAT_V1 + self._active_id + nonce + self._active.encrypt(nonce, plaintext, aad)
 
     def decrypt(self, blob: bytes, aad: bytes) -> bytes:
-        """Decrypt a ciphertext made by `encrypt`; raises SecurityError if it was altered or moved."""
+        """Decrypt a ciphertext made by `encrypt`; SecurityError if it was altered or moved."""
         if len(blob) < 17 or blob[:1] != FORMAT_V1:
             raise SecurityError("An encrypted value has an unknown format.")
         kid, nonce, body = blob[1:5], blob[5:17], blob[17:]
@@ -180,6 +269,6 @@ class PhiCipher:
         return None if blob is None else self.decrypt(blob, aad).decode()
 
     def blind_index(self, kind: str, value: str) -> str:
-        """Keyed hash for equality lookups by phone, email or name; never reversible without the key."""
+        """Keyed hash for equality lookups by phone, email or name; irreversible without the key."""
         message = f"{kind}:{normalise_for_index(kind, value)}".encode()
         return hmac.new(self.ring.index_key, message, hashlib.sha256).hexdigest()[:32]

@@ -1,0 +1,121 @@
+"""The sandbox channel: "delivers" SMS and e-mail by writing them to an outbox table.
+
+It stands in for Twilio and SMTP in the demo and in tests, and behaves like them where it counts:
+delivery happens in its own transaction (as a provider's would, outside ours), and `reconcile`
+answers from the outbox whether an effect key was delivered. The outbox does not make the key
+unique, so a double send would show as two rows.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from clinicflow.engine.handlers import EffectCall, HandlerEnv, register_effect_handler
+from clinicflow.engine.payloads import MESSAGE_SEND, OutgoingMessage
+from clinicflow.engine.states import Delivery
+from clinicflow.security.phi import PhiCipher
+from clinicflow.store.engine import SandboxMessage, sandbox_message_aad
+
+
+class SandboxMessageHandler:
+    """`message.send` into the outbox; `delay_s` imitates a provider's latency (demos, tests)."""
+
+    reaches_patient = True
+    transactional = False
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+
+    def execute(self, call: EffectCall, env: HandlerEnv) -> Mapping[str, object]:
+        """Write the message to the outbox and commit, as a provider accepting it would."""
+        message = OutgoingMessage.from_payload(call.payload)
+        if self.delay_s > 0:
+            time.sleep(self.delay_s)
+        uid = uuid.uuid4().hex
+        cipher = env.cipher
+        with env.db.transaction() as session:
+            session.add(
+                SandboxMessage(
+                    uid=uid,
+                    effect_key=call.key,
+                    channel=message.channel.value,
+                    for_ref=message.for_ref,
+                    recipient_enc=cipher.encrypt(
+                        message.to.encode(), sandbox_message_aad(uid, "to")
+                    ),
+                    subject_enc=cipher.encrypt_text(
+                        message.subject, sandbox_message_aad(uid, "subject")
+                    ),
+                    body_enc=cipher.encrypt(
+                        message.body.encode(), sandbox_message_aad(uid, "body")
+                    ),
+                    sent_at=env.clock.now(),
+                )
+            )
+        return {"outbox_uid": uid}
+
+    def reconcile(self, call: EffectCall, env: HandlerEnv) -> Delivery:
+        """Delivered if the outbox holds a message for this key, else provably not."""
+        found = deliveries_of(env.session, call.key)
+        return Delivery.DELIVERED if found else Delivery.NOT_DELIVERED
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A message in the sandbox outbox, decrypted."""
+
+    id: int
+    effect_key: str
+    channel: str
+    for_ref: str | None
+    to: str
+    subject: str | None
+    body: str
+    sent_at: datetime
+
+    def to_json(self) -> dict[str, object]:
+        """Plain JSON for `clinicflow outbox list --json`."""
+        return {
+            "id": self.id,
+            "effect_key": self.effect_key,
+            "channel": self.channel,
+            "for": self.for_ref,
+            "to": self.to,
+            "subject": self.subject,
+            "body": self.body,
+            "sent_at": self.sent_at.isoformat(),
+        }
+
+
+def deliveries_of(session: Session, effect_key: str) -> int:
+    """How many times the outbox holds a message for `effect_key` (more than one is a bug)."""
+    stmt = select(func.count()).where(SandboxMessage.effect_key == effect_key)
+    return int(session.scalar(stmt) or 0)
+
+
+def list_outbox(session: Session, cipher: PhiCipher, *, limit: int = 100) -> list[OutboxMessage]:
+    """The newest messages first, decrypted for a person allowed to see them."""
+    rows = session.scalars(select(SandboxMessage).order_by(SandboxMessage.id.desc()).limit(limit))
+    return [
+        OutboxMessage(
+            id=row.id,
+            effect_key=row.effect_key,
+            channel=row.channel,
+            for_ref=row.for_ref,
+            to=cipher.decrypt(row.recipient_enc, sandbox_message_aad(row.uid, "to")).decode(),
+            subject=cipher.decrypt_text(row.subject_enc, sandbox_message_aad(row.uid, "subject")),
+            body=cipher.decrypt(row.body_enc, sandbox_message_aad(row.uid, "body")).decode(),
+            sent_at=row.sent_at,
+        )
+        for row in rows
+    ]
+
+
+register_effect_handler(MESSAGE_SEND, SandboxMessageHandler())

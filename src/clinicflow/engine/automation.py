@@ -1,0 +1,112 @@
+"""How an automation declares itself: name, trigger, units of work, owner and its run function."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from clinicflow.engine.cron import CronSpec, parse_cron
+from clinicflow.engine.states import TriggerKind
+
+if TYPE_CHECKING:
+    from clinicflow.engine.context import RunContext
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """A unit of work an automation counts, and what one unit saves the practice."""
+
+    name: str
+    minutes_saved: float
+    value_cents: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """Run on a cron schedule, read on the practice's wall clock (see `engine.cron` for DST)."""
+
+    cron: str
+    spec: CronSpec = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spec", parse_cron(self.cron))
+
+    @property
+    def kind(self) -> TriggerKind:
+        """TriggerKind.CRON."""
+        return TriggerKind.CRON
+
+    def describe(self) -> str:
+        """`cron: */15 * * * *`."""
+        return f"cron: {self.cron}"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Run once for each event of this type (e.g. `appointment.cancelled`)."""
+
+    type: str
+
+    @property
+    def kind(self) -> TriggerKind:
+        """TriggerKind.EVENT."""
+        return TriggerKind.EVENT
+
+    def describe(self) -> str:
+        """`event: appointment.cancelled`."""
+        return f"event: {self.type}"
+
+
+@dataclass(frozen=True, slots=True)
+class Manual:
+    """Run only when a person asks (every automation can also be run by hand)."""
+
+    @property
+    def kind(self) -> TriggerKind:
+        """TriggerKind.MANUAL."""
+        return TriggerKind.MANUAL
+
+    def describe(self) -> str:
+        """`manual`."""
+        return "manual"
+
+
+Trigger = Schedule | Event | Manual
+RunFunction = Callable[["RunContext"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Automation:
+    """An automation: what the registry loads from the `clinicflow.automations` entry points."""
+
+    name: str
+    summary: str
+    trigger: Trigger
+    run: RunFunction = field(repr=False)
+    owner: str
+    units: tuple[Unit, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not NAME_PATTERN.match(self.name):
+            raise ValueError(
+                f"automation name {self.name!r} must be lowercase letters, digits and dashes"
+            )
+        names = [unit.name for unit in self.units]
+        if len(set(names)) != len(names):
+            raise ValueError(f"automation {self.name!r} declares a unit twice: {names}")
+
+    def unit(self, name: str) -> Unit:
+        """The declared unit called `name`; KeyError names the declared ones otherwise."""
+        for unit in self.units:
+            if unit.name == name:
+                return unit
+        declared = ", ".join(u.name for u in self.units) or "none"
+        raise KeyError(f"{self.name} declares no unit {name!r} (declared: {declared})")
+
+    def minutes_saved(self, units: dict[str, int]) -> float:
+        """Minutes saved by a run that counted `units`."""
+        return sum(self.unit(name).minutes_saved * n for name, n in units.items())

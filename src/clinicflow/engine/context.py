@@ -1,0 +1,161 @@
+"""What an automation's `run(ctx)` is handed: the store, the time, and a recorder for effects."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from clinicflow.clock import Clock
+from clinicflow.engine.automation import Automation
+from clinicflow.engine.effects import RecordedEffect, record_effect
+from clinicflow.engine.events import EventInfo
+from clinicflow.engine.handlers import HandlerRegistry
+from clinicflow.engine.payloads import (
+    MESSAGE_SEND,
+    WORK_ITEM_OPEN,
+    MessageChannel,
+    OutgoingMessage,
+    WorkItemRequest,
+)
+from clinicflow.engine.states import Priority, RunId, TriggerKind
+from clinicflow.errors import EngineError
+from clinicflow.security.phi import PhiCipher
+from clinicflow.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerInfo:
+    """Why this run happens: a cron instant, an event, or a person's request."""
+
+    kind: TriggerKind
+    key: str
+    scheduled_for: datetime
+    event: EventInfo | None = None
+
+
+class EffectRecorder:
+    """`ctx.effects`: effects are recorded in the run's transaction, carried out after it commits.
+
+    Each effect has an idempotency key from a key function (`clinicflow.engine.keys`); asking
+    twice for the same key records nothing new. In a dry run effects are recorded as `dry_run`:
+    what would have happened, never sent or written. Summaries are shown on run pages: no PHI.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        cipher: PhiCipher,
+        handlers: HandlerRegistry,
+        run_id: RunId,
+        automation: str,
+        owner: str,
+        dry_run: bool,
+        now: datetime,
+    ) -> None:
+        self._session = session
+        self._cipher = cipher
+        self._handlers = handlers
+        self._run_id = run_id
+        self._automation = automation
+        self._owner = owner
+        self._dry_run = dry_run
+        self._now = now
+        self.recorded: list[RecordedEffect] = []
+
+    def record(
+        self, kind: str, *, key: str, payload: Mapping[str, object], summary: str = ""
+    ) -> RecordedEffect:
+        """Record an effect of any registered kind (e.g. `ehr.write_back`)."""
+        handler = self._handlers.get(kind)
+        effect = record_effect(
+            self._session,
+            self._cipher,
+            run_id=self._run_id,
+            automation=self._automation,
+            kind=kind,
+            key=key,
+            payload=payload,
+            summary=summary or kind,
+            reaches_patient=handler.reaches_patient,
+            dry_run=self._dry_run,
+            now=self._now,
+        )
+        self.recorded.append(effect)
+        return effect
+
+    def send_message(
+        self,
+        *,
+        key: str,
+        channel: MessageChannel | str,
+        to: str,
+        body: str,
+        subject: str | None = None,
+        for_ref: str | None = None,
+        focus: str | None = None,
+    ) -> RecordedEffect:
+        """Send a patient an SMS or e-mail (`key` from `keys.message_key`)."""
+        message = OutgoingMessage(MessageChannel(channel), to, body, subject, for_ref, focus)
+        summary = f"{message.channel.value} to {for_ref or 'a patient'}"
+        summary += f" about {focus}" if focus else ""
+        return self.record(MESSAGE_SEND, key=key, payload=message.to_payload(), summary=summary)
+
+    def open_work_item(
+        self,
+        *,
+        key: str,
+        description: str,
+        pool: str | None = None,
+        priority: Priority = Priority.ROUTINE,
+        due_at: datetime | None = None,
+        focus: str | None = None,
+        for_ref: str | None = None,
+    ) -> RecordedEffect:
+        """Ask a person to do something (`key` from `keys.work_item_key`); pool: the owner's."""
+        request = WorkItemRequest(
+            pool or self._owner, description, priority, due_at, focus, for_ref
+        )
+        summary = f"work item for {request.pool}" + (f" about {focus}" if focus else "")
+        return self.record(WORK_ITEM_OPEN, key=key, payload=request.to_payload(), summary=summary)
+
+
+@dataclass
+class RunContext:
+    """Everything a run function may use. It must not commit: the engine owns the transaction."""
+
+    session: Session
+    now: datetime
+    clock: Clock
+    zone: ZoneInfo
+    settings: Settings
+    cipher: PhiCipher
+    logger: logging.LoggerAdapter[logging.Logger]
+    effects: EffectRecorder
+    run_id: RunId
+    automation: Automation
+    owner: str
+    trigger: TriggerInfo
+    dry_run: bool
+    actor: str
+    _units: dict[str, int] = field(default_factory=dict)
+
+    def count(self, unit: str, n: int = 1) -> None:
+        """Count `n` units of work of a declared unit (they feed the impact ledger)."""
+        try:
+            self.automation.unit(unit)
+        except KeyError as exc:
+            raise EngineError(str(exc.args[0]), code="automation.unknown_unit") from None
+        if n < 0:
+            raise EngineError(f"Cannot count {n} units of {unit!r}.", code="automation.bad_count")
+        self._units[unit] = self._units.get(unit, 0) + n
+
+    @property
+    def units(self) -> dict[str, int]:
+        """Units counted so far."""
+        return dict(self._units)

@@ -1,0 +1,320 @@
+"""The effect ledger: record effects with their idempotency keys and move them between states.
+
+Every state change is a compare-and-set UPDATE whose WHERE clause names the state (and, for a
+worker, its lease token) it expects; the row count says whether this caller won. These functions
+never commit: `clinicflow.engine.execution` strings them together, one commit per step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from clinicflow.engine.states import EffectId, EffectState, RunId
+from clinicflow.engine.upsert import insert_returning_id
+from clinicflow.security.phi import PhiCipher
+from clinicflow.store.engine import Effect, effect_payload_aad
+
+_NO_SYNC = {"synchronize_session": False}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEffect:
+    """What recording an effect did; `created` is False when the key was already recorded."""
+
+    id: EffectId
+    key: str
+    kind: str
+    state: EffectState
+    created: bool
+
+
+def dry_run_key(run_id: RunId, key: str) -> str:
+    """The key a dry run records an effect under (apart from the live key space)."""
+    return f"dry-run:{run_id}:{key}"[:300]
+
+
+def decrypt_payload(cipher: PhiCipher, effect: Effect) -> dict[str, object]:
+    """The effect's payload in clear."""
+    clear = cipher.decrypt(effect.payload_enc, effect_payload_aad(effect.key))
+    data: dict[str, object] = json.loads(clear)
+    return data
+
+
+def record_effect(
+    session: Session,
+    cipher: PhiCipher,
+    *,
+    run_id: RunId,
+    automation: str,
+    kind: str,
+    key: str,
+    payload: Mapping[str, object],
+    summary: str,
+    reaches_patient: bool,
+    dry_run: bool,
+    now: datetime,
+) -> RecordedEffect:
+    """Record an effect as pending unless its key exists; then nothing changes.
+
+    In a dry run the effect is recorded as `dry_run` under a key of the run's own, so a rehearsal
+    never takes the live key: once the automation goes live, the same effects happen for real.
+    """
+    state = EffectState.DRY_RUN if dry_run else EffectState.PENDING
+    key = dry_run_key(run_id, key) if dry_run else key
+    body = json.dumps(dict(payload), sort_keys=True, default=str).encode()
+    values: dict[str, Any] = {
+        "key": key,
+        "kind": kind,
+        "run_id": run_id,
+        "automation": automation,
+        "reaches_patient": reaches_patient,
+        "state": state.value,
+        "summary": summary[:300],
+        "payload_enc": cipher.encrypt(body, effect_payload_aad(key)),
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+        "enqueued_at": now,
+    }
+    new_id = insert_returning_id(session, Effect, values, ["key"])
+    if new_id is not None:
+        return RecordedEffect(EffectId(new_id), key, kind, state, created=True)
+    existing = session.execute(select(Effect.id, Effect.state).where(Effect.key == key)).one()
+    return RecordedEffect(EffectId(existing.id), key, kind, EffectState(existing.state), False)
+
+
+def _cas(session: Session, effect_id: EffectId, condition: Any, **values: Any) -> bool:
+    stmt = update(Effect).where(Effect.id == effect_id, condition).values(**values)
+    result = session.execute(stmt, execution_options=_NO_SYNC)
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult on UPDATE
+
+
+def claim_effect(
+    session: Session, effect_id: EffectId, *, owner: str, now: datetime, lease_s: float
+) -> bool:
+    """Take the lease on a due pending effect, or on one whose claim expired; True if won."""
+    claimable = or_(
+        and_(
+            Effect.state == EffectState.PENDING,
+            or_(Effect.not_before.is_(None), Effect.not_before <= now),
+        ),
+        and_(Effect.state == EffectState.CLAIMED, Effect.lease_expires_at < now),
+    )
+    return _cas(
+        session,
+        effect_id,
+        claimable,
+        state=EffectState.CLAIMED,
+        lease_owner=owner,
+        lease_expires_at=now + timedelta(seconds=lease_s),
+        attempts=Effect.attempts + 1,
+        updated_at=now,
+    )
+
+
+def mark_in_flight(
+    session: Session, effect_id: EffectId, *, owner: str, now: datetime, lease_s: float
+) -> bool:
+    """Say the outside call is about to happen (from here a crash is ambiguous)."""
+    mine = and_(Effect.state == EffectState.CLAIMED, Effect.lease_owner == owner)
+    return _cas(
+        session,
+        effect_id,
+        mine,
+        state=EffectState.IN_FLIGHT,
+        lease_expires_at=now + timedelta(seconds=lease_s),
+        updated_at=now,
+    )
+
+
+def mark_done(
+    session: Session,
+    effect_id: EffectId,
+    *,
+    owner: str | None,
+    now: datetime,
+    result: Mapping[str, object] | None,
+) -> bool:
+    """Record success; a worker passes its lease token, the reconciler None (from unknown)."""
+    if owner is None:
+        expected = Effect.state == EffectState.UNKNOWN
+    else:
+        # The reconciler may have marked a slow call unknown; its own worker still knows it worked.
+        expected = and_(
+            Effect.state.in_([EffectState.IN_FLIGHT, EffectState.UNKNOWN]),
+            Effect.lease_owner == owner,
+        )
+    return _cas(
+        session,
+        effect_id,
+        expected,
+        state=EffectState.DONE,
+        result=dict(result or {}),
+        finished_at=now,
+        updated_at=now,
+        lease_expires_at=None,
+    )
+
+
+def mark_for_retry(
+    session: Session,
+    effect_id: EffectId,
+    *,
+    owner: str | None,
+    now: datetime,
+    not_before: datetime,
+    error_code: str | None = None,
+    error_message: str | None = None,
+) -> bool:
+    """Put the effect back to pending, due at `not_before` (owner None: from unknown)."""
+    if owner is None:
+        expected = Effect.state == EffectState.UNKNOWN
+    else:
+        expected = and_(
+            Effect.state.in_([EffectState.CLAIMED, EffectState.IN_FLIGHT]),
+            Effect.lease_owner == owner,
+        )
+    return _cas(
+        session,
+        effect_id,
+        expected,
+        state=EffectState.PENDING,
+        not_before=not_before,
+        lease_owner=None,
+        lease_expires_at=None,
+        enqueued_at=now,
+        work_item_id=None,  # a later doubt gets a work item of its own
+        error_code=error_code,
+        error_message=error_message,
+        updated_at=now,
+    )
+
+
+def mark_failed(
+    session: Session,
+    effect_id: EffectId,
+    *,
+    owner: str | None,
+    now: datetime,
+    error_code: str,
+    error_message: str,
+) -> bool:
+    """Record a failure that will not be retried."""
+    expected: ColumnElement[bool]
+    if owner is None:
+        expected = Effect.state.in_([EffectState.UNKNOWN, EffectState.PENDING])
+    else:
+        expected = and_(
+            Effect.state.in_([EffectState.CLAIMED, EffectState.IN_FLIGHT]),
+            Effect.lease_owner == owner,
+        )
+    return _cas(
+        session,
+        effect_id,
+        expected,
+        state=EffectState.FAILED,
+        error_code=error_code,
+        error_message=error_message,
+        finished_at=now,
+        lease_expires_at=None,
+        updated_at=now,
+    )
+
+
+def mark_unknown(
+    session: Session, effect_id: EffectId, *, owner: str | None, now: datetime
+) -> bool:
+    """An in-flight effect's fate is unclear: its worker says so, or its lease ran out (None)."""
+    if owner is None:
+        expected = and_(Effect.state == EffectState.IN_FLIGHT, Effect.lease_expires_at < now)
+    else:
+        expected = and_(Effect.state == EffectState.IN_FLIGHT, Effect.lease_owner == owner)
+    return _cas(session, effect_id, expected, state=EffectState.UNKNOWN, updated_at=now)
+
+
+def release_expired_claims(session: Session, *, now: datetime, limit: int) -> list[EffectId]:
+    """Expired `claimed` effects back to pending: nothing was sent, so this is safe."""
+    ids = session.scalars(
+        select(Effect.id)
+        .where(Effect.state == EffectState.CLAIMED, Effect.lease_expires_at < now)
+        .limit(limit)
+    ).all()
+    expired = and_(Effect.state == EffectState.CLAIMED, Effect.lease_expires_at < now)
+    return [
+        EffectId(i)
+        for i in ids
+        if _cas(
+            session,
+            EffectId(i),
+            expired,
+            state=EffectState.PENDING,
+            lease_owner=None,
+            lease_expires_at=None,
+            enqueued_at=now,
+            updated_at=now,
+        )
+    ]
+
+
+def ids_in_state(
+    session: Session, state: EffectState, *, expired_before: datetime | None, limit: int
+) -> list[EffectId]:
+    """Ids of effects in `state`, oldest first (leases expired before the instant, if given)."""
+    stmt = select(Effect.id).where(Effect.state == state)
+    if expired_before is not None:
+        stmt = stmt.where(Effect.lease_expires_at < expired_before)
+    if state == EffectState.UNKNOWN:
+        stmt = stmt.where(Effect.work_item_id.is_(None))  # those with one wait for a person
+    return [EffectId(i) for i in session.scalars(stmt.order_by(Effect.id).limit(limit))]
+
+
+def stale_pending(
+    session: Session, *, now: datetime, older_than: datetime, limit: int
+) -> list[EffectId]:
+    """Due pending effects nobody enqueued since `older_than` (their task may have been lost)."""
+    stmt = (
+        select(Effect.id)
+        .where(
+            Effect.state == EffectState.PENDING,
+            or_(Effect.not_before.is_(None), Effect.not_before <= now),
+            or_(Effect.enqueued_at.is_(None), Effect.enqueued_at < older_than),
+        )
+        .order_by(Effect.id)
+        .limit(limit)
+    )
+    ids = [EffectId(i) for i in session.scalars(stmt)]
+    if ids:
+        session.execute(
+            update(Effect).where(Effect.id.in_(ids)).values(enqueued_at=now),
+            execution_options=_NO_SYNC,
+        )
+    return ids
+
+
+def link_work_item(session: Session, effect_id: EffectId, work_item_id: int) -> None:
+    """Remember which work item asks a person about this effect."""
+    session.execute(
+        update(Effect).where(Effect.id == effect_id).values(work_item_id=work_item_id),
+        execution_options=_NO_SYNC,
+    )
+
+
+def effect_counts(session: Session, run_id: RunId) -> dict[str, int]:
+    """How many of a run's effects are in each state."""
+    rows = session.execute(
+        select(Effect.state, func.count()).where(Effect.run_id == run_id).group_by(Effect.state)
+    )
+    return {state: int(n) for state, n in rows}
+
+
+def pending_ids_of_run(session: Session, run_id: RunId) -> list[EffectId]:
+    """The run's effects still waiting to be executed."""
+    stmt = select(Effect.id).where(Effect.run_id == run_id, Effect.state == EffectState.PENDING)
+    return [EffectId(i) for i in session.scalars(stmt.order_by(Effect.id))]

@@ -1,0 +1,138 @@
+"""Effect handlers: who carries out each kind of effect, and whether it reaches a patient.
+
+A handler is registered per kind with `register_effect_handler(kind, handler)`, usually when its
+module is imported (the registry imports every automation, and `default_handlers()` imports the
+built-in handler modules below), much as huey tasks register on import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from clinicflow.clock import Clock
+from clinicflow.engine.states import Delivery, EffectId, RunId
+from clinicflow.errors import EngineError
+from clinicflow.security.phi import PhiCipher
+from clinicflow.settings import Settings
+from clinicflow.store import Database
+
+# Modules that register handlers on import. Named, not imported, because they sit above the engine
+# (a channel implements the engine's protocol), so the engine must not import them directly.
+BUILTIN_HANDLER_MODULES = ("clinicflow.engine.builtin", "clinicflow.channels.sandbox")
+
+
+@dataclass(frozen=True, slots=True)
+class EffectCall:
+    """One effect as its handler sees it: identity, attempt number and the decrypted payload."""
+
+    effect_id: EffectId
+    key: str
+    kind: str
+    automation: str
+    run_id: RunId
+    attempt: int
+    payload: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerEnv:
+    """What a handler may use. `session` is the transaction that marks the effect done."""
+
+    session: Session
+    db: Database
+    cipher: PhiCipher
+    clock: Clock
+    settings: Settings
+
+
+class OutcomeUnknownError(EngineError):
+    """Raised by a handler that cannot tell whether its call took effect (e.g. a timeout)."""
+
+    code = "effect.outcome_unknown"
+
+
+class EffectHandler(Protocol):
+    """Carries out one kind of effect.
+
+    `transactional` handlers write only through `env.session`, so their work commits together with
+    the effect's `done` and a crash can only mean "nothing happened": such effects are retried.
+    Other handlers call the outside world (SMS, e-mail, an EHR) and must answer `reconcile`.
+    `execute` returns a small JSON-able result without PHI (e.g. a provider's message id). It raises
+    `ClinicflowError` (with `retryable`) only when the effect surely did not happen, and
+    `OutcomeUnknownError` when it cannot tell; any other exception is treated like the latter.
+    Its run time must stay well under the effect lease (`Settings.effect_lease_s`).
+    """
+
+    @property
+    def reaches_patient(self) -> bool:
+        """True when a patient would receive the effect (never blindly retried)."""
+        ...
+
+    @property
+    def transactional(self) -> bool:
+        """True when the handler's work commits atomically with the effect's `done`."""
+        ...
+
+    def execute(self, call: EffectCall, env: HandlerEnv) -> Mapping[str, object] | None:
+        """Carry out the effect once."""
+        ...
+
+    def reconcile(self, call: EffectCall, env: HandlerEnv) -> Delivery:
+        """After a crash mid-call: did the effect reach its destination?"""
+        ...
+
+
+class HandlerRegistry:
+    """Handlers by effect kind."""
+
+    def __init__(self, handlers: Mapping[str, EffectHandler] | None = None) -> None:
+        self._handlers: dict[str, EffectHandler] = dict(handlers or {})
+
+    def register(self, kind: str, handler: EffectHandler, *, replace: bool = False) -> None:
+        """Register `handler` for `kind`; registering a kind twice is an error unless `replace`."""
+        if kind in self._handlers and not replace and self._handlers[kind] is not handler:
+            raise EngineError(
+                f"Effect kind {kind!r} already has a handler "
+                f"({type(self._handlers[kind]).__name__}); pass replace=True to swap it.",
+                code="engine.handler_conflict",
+            )
+        self._handlers[kind] = handler
+
+    def get(self, kind: str) -> EffectHandler:
+        """The handler for `kind`; EngineError names the known kinds otherwise."""
+        try:
+            return self._handlers[kind]
+        except KeyError:
+            known = ", ".join(sorted(self._handlers)) or "none"
+            raise EngineError(
+                f"No handler is registered for effect kind {kind!r} (known: {known}).",
+                code="engine.no_handler",
+            ) from None
+
+    def kinds(self) -> list[str]:
+        """Registered kinds, sorted."""
+        return sorted(self._handlers)
+
+    def copy(self) -> HandlerRegistry:
+        """An independent registry with the same handlers (tests add their own to a copy)."""
+        return HandlerRegistry(self._handlers)
+
+
+_DEFAULT = HandlerRegistry()
+
+
+def register_effect_handler(kind: str, handler: EffectHandler, *, replace: bool = False) -> None:
+    """Register a handler in the process-wide registry the worker and the CLI use."""
+    _DEFAULT.register(kind, handler, replace=replace)
+
+
+def default_handlers() -> HandlerRegistry:
+    """The process-wide registry, with the built-in handlers imported."""
+    for module in BUILTIN_HANDLER_MODULES:
+        importlib.import_module(module)
+    return _DEFAULT

@@ -1,0 +1,89 @@
+"""The reconciler: finds what dead workers left behind and puts it back on track.
+
+- `claimed` with an expired lease: nothing was sent, so back to pending and enqueued again.
+- `in_flight` with an expired lease: ambiguous, so `unknown`, then settled by asking the handler
+  (`execution.settle_unknown`): delivered → done, provably not → pending, can't tell → a person.
+- pending effects and queued runs nobody enqueued for a while (their huey task died with a
+  worker, which huey never redelivers): enqueued again. The claim decides who runs them, so an
+  extra enqueue is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from clinicflow.engine.effects import (
+    ids_in_state,
+    mark_done,
+    mark_for_retry,
+    mark_unknown,
+    release_expired_claims,
+    stale_pending,
+)
+from clinicflow.engine.execution import settle_unknown
+from clinicflow.engine.runs import stale_runs
+from clinicflow.engine.runtime import EngineRuntime
+from clinicflow.engine.states import EffectId, EffectState, RunId
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconcileReport:
+    """What one pass found: work to enqueue again, and how unknown effects were settled."""
+
+    effects: list[EffectId] = field(default_factory=list)
+    runs: list[RunId] = field(default_factory=list)
+    settled: dict[str, int] = field(default_factory=dict)
+
+
+def reconcile(rt: EngineRuntime, *, now: datetime | None = None) -> ReconcileReport:
+    """One pass over the ledgers (each step in its own transaction, so any crash is resumable)."""
+    now = now or rt.clock.now()
+    limit = rt.policy.batch_size
+    report = ReconcileReport()
+    with rt.db.transaction() as session:
+        report.effects += release_expired_claims(session, now=now, limit=limit)
+    with rt.db.transaction() as session:
+        for effect_id in ids_in_state(
+            session, EffectState.IN_FLIGHT, expired_before=now, limit=limit
+        ):
+            mark_unknown(session, effect_id, owner=None, now=now)
+    with rt.db.transaction() as session:
+        unknown = ids_in_state(session, EffectState.UNKNOWN, expired_before=None, limit=limit)
+    for effect_id in unknown:
+        settled = settle_unknown(rt, effect_id)
+        if settled.state is not None:
+            report.settled[settled.state.value] = report.settled.get(settled.state.value, 0) + 1
+        if settled.state is EffectState.PENDING:
+            report.effects.append(effect_id)
+    older_than = now - timedelta(seconds=rt.policy.requeue_after_s)
+    with rt.db.transaction() as session:
+        report.effects += stale_pending(session, now=now, older_than=older_than, limit=limit)
+        report.runs += stale_runs(session, now=now, older_than=older_than, limit=limit)
+    if report.effects or report.runs or report.settled:
+        logger.info(
+            "reconciler found work",
+            extra={
+                "effects": len(report.effects),
+                "runs": len(report.runs),
+                "settled": report.settled,
+            },
+        )
+    return report
+
+
+def settle_by_person(
+    session: Session, effect_id: EffectId, *, delivered: bool, now: datetime
+) -> bool:
+    """A person's answer for an `unknown` effect: delivered → done, not delivered → pending.
+
+    The caller enqueues the effect again after committing when it was not delivered.
+    """
+    if delivered:
+        return mark_done(session, effect_id, owner=None, now=now, result={"settled_by": "person"})
+    return mark_for_retry(session, effect_id, owner=None, now=now, not_before=now)

@@ -1,0 +1,62 @@
+"""Per-automation switches (on/off, dry-run, owner override) set by the automation team."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from clinicflow.store.engine import AutomationSetting
+
+
+@dataclass(frozen=True, slots=True)
+class Switch:
+    """How an automation is set: no row in the table means enabled, live, declared owner."""
+
+    enabled: bool = True
+    dry_run: bool = False
+    owner: str | None = None
+
+
+def switch_for(session: Session, automation: str) -> Switch:
+    """The switch of one automation."""
+    row = session.get(AutomationSetting, automation)
+    return Switch() if row is None else Switch(row.enabled, row.dry_run, row.owner)
+
+
+def all_switches(session: Session) -> dict[str, Switch]:
+    """Every automation that has a row, by name."""
+    rows = session.scalars(select(AutomationSetting))
+    return {row.automation: Switch(row.enabled, row.dry_run, row.owner) for row in rows}
+
+
+_UNCHANGED = object()
+
+
+def set_switch(
+    session: Session,
+    automation: str,
+    *,
+    actor: str,
+    now: datetime,
+    enabled: bool | None = None,
+    dry_run: bool | None = None,
+    owner: str | object | None = _UNCHANGED,
+) -> Switch:
+    """Change some of an automation's switches (None leaves one as it is); the new switch."""
+    row = session.get(AutomationSetting, automation, with_for_update=True)
+    if row is None:
+        row = AutomationSetting(automation=automation, enabled=True, dry_run=False, owner=None)
+        session.add(row)
+    if enabled is not None:
+        row.enabled = enabled
+    if dry_run is not None:
+        row.dry_run = dry_run
+    if owner is not _UNCHANGED:
+        row.owner = owner if isinstance(owner, str) and owner else None
+    row.updated_at = now
+    row.updated_by = actor
+    session.flush()
+    return Switch(row.enabled, row.dry_run, row.owner)
