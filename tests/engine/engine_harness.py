@@ -70,3 +70,29 @@ def pending_effects_of_new_run(h: Harness, name: str) -> list[EffectId]:
     """Run `name` without executing its effects: they stay pending, as a worker would leave them."""
     run_id = request_run(h.rt, name, dry_run=False, requested_by="test")
     return execute_run(h.rt, run_id)
+
+
+REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
+
+
+def redis_answers_or_fail() -> None:
+    """Fail the test loudly (never skip) when the test Redis is not there."""
+    import pytest
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_TEST_URL).ping()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.fail(
+            "Redis does not answer on 127.0.0.1:6379. Start it with: redis-server --daemonize yes "
+            f'--bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no\n({exc})'
+        )
+
+
+def forget_redis_queue(name: str) -> None:
+    """Delete every key huey made for queue `name` in the test Redis."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    for key in client.scan_iter(match=f"huey.*{name}*"):
+        client.delete(key)

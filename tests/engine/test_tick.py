@@ -108,7 +108,11 @@ def test_a_turned_off_schedule_makes_no_runs_and_no_burst_when_turned_on(
     with h.db.transaction() as session:
         set_switch(session, "digest", actor="test", now=h.clock.now(), enabled=True)
     _tick_every(h, timedelta(minutes=5), h.clock.now() + timedelta(minutes=16))
-    assert len(_scheduled_for(h)) == 1
+    # Instants 14:00-14:45 passed while off and are not made up; 15:00 and 15:15 run.
+    assert _scheduled_for(h) == [
+        datetime(2026, 11, 23, 15, 0, tzinfo=UTC),
+        datetime(2026, 11, 23, 15, 15, tzinfo=UTC),
+    ]
 
 
 def test_daily_hooks_run_once_per_local_day_and_again_after_a_failure(

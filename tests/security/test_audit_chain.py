@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -20,10 +20,13 @@ from clinicflow.security.audit import (
     read_anchors,
     record_access,
     verify_chain,
+    verify_database,
     write_head_anchor,
 )
 from clinicflow.store import Database
 from clinicflow.store.audit import audit_log, compute_row_hash, drop_append_only_ddl
+
+Verify = Callable[..., VerifyResult]
 
 ROWS = [
     (Actor.user("alice"), "read", ["Patient/p1"]),
@@ -62,10 +65,18 @@ def attacker(db: Database) -> Iterator[sa.Connection]:
             engine.dispose()
 
 
-def verify(db: Database, anchor_dir: Path | None = None, batch_size: int = 2000) -> VerifyResult:
-    with db.transaction() as session:
+@pytest.fixture(params=["one transaction", "a transaction per batch"])
+def verify(request: pytest.FixtureRequest) -> Verify:
+    """verify_chain in the caller's transaction, and verify_database: the same verdicts."""
+
+    def run(db: Database, anchor_dir: Path | None = None, batch_size: int = 2000) -> VerifyResult:
         anchors = read_anchors(anchor_dir) if anchor_dir else []
-        return verify_chain(session, anchors, batch_size=batch_size)
+        if request.param == "a transaction per batch":
+            return verify_database(db, anchors, batch_size=batch_size)
+        with db.transaction() as session:
+            return verify_chain(session, anchors, batch_size=batch_size)
+
+    return run
 
 
 def rehash(conn: sa.Connection, seq: int, prev_hash: str) -> str:
@@ -100,7 +111,7 @@ def renumber(conn: sa.Connection, from_seq: int, by: int) -> None:
     )
 
 
-def test_an_untouched_chain_verifies(chain: Database) -> None:
+def test_an_untouched_chain_verifies(chain: Database, verify: Verify) -> None:
     result = verify(chain)
 
     assert result.ok
@@ -129,7 +140,7 @@ def test_row_hash_follows_the_documented_canonical_form(chain: Database) -> None
     assert rows[0].at.isoformat() == "2026-11-23T14:00:00+00:00"
 
 
-def test_an_edited_field_is_named_with_its_row(chain: Database) -> None:
+def test_an_edited_field_is_named_with_its_row(chain: Database, verify: Verify) -> None:
     with attacker(chain) as conn:
         conn.execute(audit_log.update().where(audit_log.c.seq == 3).values(actor="mallory"))
 
@@ -140,7 +151,9 @@ def test_an_edited_field_is_named_with_its_row(chain: Database) -> None:
     assert "Row 3 was changed" in problem.message
 
 
-def test_an_edit_with_a_recomputed_hash_is_caught_by_the_next_row(chain: Database) -> None:
+def test_an_edit_with_a_recomputed_hash_is_caught_by_the_next_row(
+    chain: Database, verify: Verify
+) -> None:
     with attacker(chain) as conn:
         conn.execute(audit_log.update().where(audit_log.c.seq == 3).values(action="create"))
         prev = conn.execute(sa.select(audit_log.c.row_hash).where(audit_log.c.seq == 2)).scalar()
@@ -153,7 +166,7 @@ def test_an_edit_with_a_recomputed_hash_is_caught_by_the_next_row(chain: Databas
     assert "Row 4 no longer links to row 3" in problem.message
 
 
-def test_a_deleted_middle_row_shows_as_a_gap(chain: Database) -> None:
+def test_a_deleted_middle_row_shows_as_a_gap(chain: Database, verify: Verify) -> None:
     with attacker(chain) as conn:
         conn.execute(audit_log.delete().where(audit_log.c.seq == 3))
 
@@ -165,7 +178,9 @@ def test_a_deleted_middle_row_shows_as_a_gap(chain: Database) -> None:
     assert result.rows_checked == 2
 
 
-def test_a_deleted_row_is_caught_even_when_later_rows_are_renumbered(chain: Database) -> None:
+def test_a_deleted_row_is_caught_even_when_later_rows_are_renumbered(
+    chain: Database, verify: Verify
+) -> None:
     with attacker(chain) as conn:
         conn.execute(audit_log.delete().where(audit_log.c.seq == 3))
         renumber(conn, 4, by=-1)
@@ -178,7 +193,7 @@ def test_a_deleted_row_is_caught_even_when_later_rows_are_renumbered(chain: Data
 
 
 def test_an_inserted_row_is_caught_even_with_a_valid_hash_of_its_own(
-    chain: Database, clock: FakeClock
+    chain: Database, clock: FakeClock, verify: Verify
 ) -> None:
     with attacker(chain) as conn:
         renumber(conn, 3, by=1)
@@ -204,7 +219,7 @@ def test_an_inserted_row_is_caught_even_with_a_valid_hash_of_its_own(
     assert "row 4 was written as row 3" in problem.message
 
 
-def test_two_swapped_rows_are_reported_as_reordered(chain: Database) -> None:
+def test_two_swapped_rows_are_reported_as_reordered(chain: Database, verify: Verify) -> None:
     with attacker(chain) as conn:
         conn.execute(audit_log.update().where(audit_log.c.seq == 3).values(seq=100))
         conn.execute(audit_log.update().where(audit_log.c.seq == 4).values(seq=3))
@@ -217,7 +232,7 @@ def test_two_swapped_rows_are_reported_as_reordered(chain: Database) -> None:
     assert "Rows 3 and 4 were swapped" in problem.message
 
 
-def test_a_break_after_the_first_batch_is_found(chain: Database) -> None:
+def test_a_break_after_the_first_batch_is_found(chain: Database, verify: Verify) -> None:
     with attacker(chain) as conn:
         conn.execute(audit_log.update().where(audit_log.c.seq == 5).values(detail={"n": 50}))
 
@@ -229,7 +244,7 @@ def test_a_break_after_the_first_batch_is_found(chain: Database) -> None:
 
 
 def test_a_cut_tail_passes_the_chain_but_not_the_anchor(
-    chain: Database, clock: FakeClock, tmp_path: Path
+    chain: Database, clock: FakeClock, tmp_path: Path, verify: Verify
 ) -> None:
     anchors = tmp_path / "audit-anchors"
     with chain.transaction() as session:
@@ -247,7 +262,7 @@ def test_a_cut_tail_passes_the_chain_but_not_the_anchor(
 
 
 def test_a_chain_rebuilt_after_an_edit_differs_from_the_anchor(
-    chain: Database, clock: FakeClock, tmp_path: Path
+    chain: Database, clock: FakeClock, tmp_path: Path, verify: Verify
 ) -> None:
     anchors = tmp_path / "audit-anchors"
     with chain.transaction() as session:

@@ -13,7 +13,12 @@ from clinicflow.clock import FakeClock
 from clinicflow.errors import InputError
 from clinicflow.security.audit import Actor, ActorKind, record_access, verify_chain
 from clinicflow.store import Database
-from clinicflow.store.audit import audit_log, audit_resource
+from clinicflow.store.audit import (
+    append_only_ddl,
+    audit_log,
+    audit_resource,
+    drop_append_only_ddl,
+)
 
 
 def test_rows_are_numbered_from_one_and_name_actor_action_and_resources(
@@ -164,3 +169,21 @@ def test_a_sync_sized_batch_costs_far_less_than_a_millisecond_per_resource(
     assert stored == 5000
     # About 0.02 ms per resource on our 2-core machines; the bound leaves room for a busy CI box.
     assert elapsed_ms / len(refs) < 0.25
+
+
+def test_the_migration_ddl_removes_and_reinstalls_the_triggers(
+    db: Database, clock: FakeClock
+) -> None:
+    with db.transaction() as session:
+        record_access(session, Actor.user("alice"), "read", ["Patient/p1"], at=clock.now())
+    # Alembic's op.execute(str) wraps the statement in text(): run them the same way.
+    with db.engine.begin() as conn:
+        for statement in drop_append_only_ddl(db.dialect):
+            conn.execute(sa.text(statement))
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE audit_log SET action = 'update'"))
+        for statement in append_only_ddl(db.dialect):
+            conn.execute(sa.text(statement))
+
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), db.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM audit_log"))

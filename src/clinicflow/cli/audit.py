@@ -10,7 +10,7 @@ from clinicflow.cli.runtime import Runtime
 from clinicflow.security.audit import (
     anchor_dir_for,
     read_anchors,
-    verify_chain,
+    verify_database,
     write_head_anchor,
 )
 
@@ -26,8 +26,8 @@ def verify_command(
     """Re-hash every audit row and compare with the daily head anchors; exit 1 if broken."""
     rt = Runtime.load()
     anchors = read_anchors(anchor_dir_for(rt.settings.data_dir))
-    with rt.console.status("verifying the audit log"), rt.db.transaction() as session:
-        result = verify_chain(session, anchors)
+    with rt.console.status("verifying the audit log"):
+        result = verify_database(rt.db, anchors)
     if json_output:
         rt.out(result.as_dict())
     elif result.problem is None:

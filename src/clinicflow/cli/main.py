@@ -16,7 +16,7 @@ import typer
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from rich.console import Console
 
-from clinicflow.cli import db, sync
+from clinicflow.cli import audit, backup, db, phi, status, sync
 from clinicflow.errors import ClinicflowError
 from clinicflow.logs import configure_logging
 
@@ -29,6 +29,11 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(sync.app, name="sync")
+app.command("status")(status.status)
+app.add_typer(audit.app, name="audit")
+app.add_typer(phi.app, name="phi")
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)
 
 
 @app.callback()

@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from clinicflow.clock import Clock, FakeClock, SystemClock, parse_instant
-from clinicflow.security.phi import PhiCipher, load_keyring
+from clinicflow.security.phi import PhiCipher, keyring_from_settings
 from clinicflow.settings import Settings
 from clinicflow.store import Database
 
@@ -38,8 +38,7 @@ class Runtime:
     @cached_property
     def cipher(self) -> PhiCipher:
         """The PHI cipher; the key file is created on first use in the embedded default."""
-        secret = self.settings.phi_key.get_secret_value() if self.settings.phi_key else None
-        return PhiCipher(load_keyring(self.settings.keys_dir, secret))
+        return PhiCipher(keyring_from_settings(self.settings))
 
     def out(self, obj: Any) -> None:
         """Machine-readable output: plain JSON on stdout, never through rich."""

@@ -55,6 +55,15 @@ def _closed_day_note(anchor_on: date) -> str | None:
     )
 
 
+def _print_summary(console: Console, out: Path, counts: dict[str, int]) -> None:
+    table = Table(title=f"Synthetic practice in {out}", title_justify="left")
+    table.add_column("Resource type")
+    table.add_column("Resources", justify="right")
+    for resource_type, count in counts.items():
+        table.add_row(f"{resource_type}.ndjson", f"{count:,}")
+    console.print(table)
+
+
 def synth(
     out: Annotated[
         Path, typer.Option("--out", help="Folder for the NDJSON files", file_okay=False)
@@ -102,12 +111,7 @@ def synth(
             on_progress=show,
         )  # fmt: skip
     elapsed_s = clock.monotonic() - started
-    table = Table(title=f"Synthetic practice in {out}", title_justify="left")
-    table.add_column("Resource type")
-    table.add_column("Resources", justify="right")
-    for resource_type, count in counts.items():
-        table.add_row(f"{resource_type}.ndjson", f"{count:,}")
-    console.print(table)
+    _print_summary(console, out, counts)
     console.print(
         f"seed {seed}, {patients:,} patients, today is {anchor_on.isoformat()} in {zone_name}: "
         f"{sum(counts.values()):,} resources in {elapsed_s:.1f} s",

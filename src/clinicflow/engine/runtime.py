@@ -68,7 +68,7 @@ class EnginePolicy:
         return cls(
             effect_lease_s=lease,
             run_lease_s=max(lease * 5, lease),
-            requeue_after_s=max(lease, 1.0),
+            requeue_after_s=max(2 * lease, 1.0),
         )
 
 

@@ -11,7 +11,7 @@ import json
 import os
 import re
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Row, insert, select, text
 from sqlalchemy.orm import Session
 
 from clinicflow.errors import InputError, SecurityError
+from clinicflow.store import Database
 from clinicflow.store.audit import (
     GENESIS_HASH,
     ActorKind,
@@ -44,6 +45,7 @@ __all__ = [
     "read_anchors",
     "record_access",
     "verify_chain",
+    "verify_database",
     "write_head_anchor",
 ]
 
@@ -326,25 +328,33 @@ def _row_hash_as(row: Row[Any], seq: int) -> str:
     )
 
 
-def _rows(conn: Connection, batch_size: int) -> Iterator[Row[Any]]:
+# Runs one read on some connection: the caller's, or a short transaction of its own.
+Reader = Callable[[Callable[[Connection], Any]], Any]
+
+
+def _batch_after(after: int, size: int) -> Callable[[Connection], list[Row[Any]]]:
+    query = select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq).limit(size)
+    return lambda conn: list(conn.execute(query).all())
+
+
+def _rows(read: Reader, batch_size: int) -> Iterator[Row[Any]]:
     """Every audit row in seq order, fetched in keyset batches so memory stays flat."""
-    after = None
+    after = 0
     while True:
-        query = select(audit_log).order_by(audit_log.c.seq).limit(batch_size)
-        if after is not None:
-            query = query.where(audit_log.c.seq > after)
-        batch = conn.execute(query).all()
+        batch: list[Row[Any]] = read(_batch_after(after, batch_size))
         yield from batch
         if len(batch) < batch_size:
             return
         after = batch[-1].seq
 
 
-def _row_at(conn: Connection, seq: int) -> Row[Any] | None:
-    return conn.execute(select(audit_log).where(audit_log.c.seq == seq)).first()
+def _row_at(read: Reader, seq: int) -> Row[Any] | None:
+    query = select(audit_log).where(audit_log.c.seq == seq)
+    row: Row[Any] | None = read(lambda conn: conn.execute(query).first())
+    return row
 
 
-def _explain_mismatch(conn: Connection, row: Row[Any]) -> ChainBreak:
+def _explain_mismatch(read: Reader, row: Row[Any]) -> ChainBreak:
     """A row whose contents do not match its own hash: edited, or renumbered (which way?)."""
     k = row.seq
     window = range(max(1, k - RENUMBER_WINDOW), k + RENUMBER_WINDOW + 1)
@@ -355,7 +365,7 @@ def _explain_mismatch(conn: Connection, row: Row[Any]) -> ChainBreak:
             BreakKind.EDITED,
             f"Row {k} was changed after it was written: it no longer matches its hash.",
         )
-    other = _row_at(conn, written_as)
+    other = _row_at(read, written_as)
     if other is not None and _row_hash_as(other, k) == other.row_hash:
         first, second = sorted((k, written_as))
         return ChainBreak(
@@ -401,7 +411,7 @@ def _explain_link(row: Row[Any], recent: Mapping[str, int]) -> ChainBreak:
 
 
 def _check_row(
-    conn: Connection, row: Row[Any], expected: int, prev_hash: str, recent: Mapping[str, int]
+    read: Reader, row: Row[Any], expected: int, prev_hash: str, recent: Mapping[str, int]
 ) -> ChainBreak | None:
     if row.seq < expected:
         return ChainBreak(
@@ -417,7 +427,7 @@ def _check_row(
             f"jumps from row {expected - 1} to row {row.seq}.",
         )
     if _row_hash_as(row, row.seq) != row.row_hash:
-        return _explain_mismatch(conn, row)
+        return _explain_mismatch(read, row)
     if row.prev_hash != prev_hash:
         return _explain_link(row, recent)
     return None
@@ -450,11 +460,7 @@ def _check_cut(last_seq: int, anchors: Sequence[HeadAnchor]) -> ChainBreak | Non
     )
 
 
-def verify_chain(
-    session: Session, anchors: Sequence[HeadAnchor] = (), *, batch_size: int = 2000
-) -> VerifyResult:
-    """Re-hash every row in order and compare with `anchors`; report the first break, if any."""
-    conn = session.connection()
+def _verify(read: Reader, anchors: Sequence[HeadAnchor], batch_size: int) -> VerifyResult:
     anchored = {a.seq: a for a in anchors if a.seq > 0}
     recent: OrderedDict[str, int] = OrderedDict()
     expected, prev_hash, checked = 1, GENESIS_HASH, 0
@@ -462,8 +468,8 @@ def verify_chain(
     def result(problem: ChainBreak | None) -> VerifyResult:
         return VerifyResult(checked, expected - 1, prev_hash, len(anchors), problem)
 
-    for row in _rows(conn, batch_size):
-        problem = _check_row(conn, row, expected, prev_hash, recent) or _check_anchor(row, anchored)
+    for row in _rows(read, batch_size):
+        problem = _check_row(read, row, expected, prev_hash, recent) or _check_anchor(row, anchored)
         if problem is not None:
             return result(problem)
         recent[row.row_hash] = row.seq
@@ -471,3 +477,28 @@ def verify_chain(
             recent.popitem(last=False)
         checked, expected, prev_hash = checked + 1, row.seq + 1, row.row_hash
     return result(_check_cut(expected - 1, anchors))
+
+
+def verify_chain(
+    session: Session, anchors: Sequence[HeadAnchor] = (), *, batch_size: int = 2000
+) -> VerifyResult:
+    """Re-hash every row in order and compare with `anchors`; report the first break, if any."""
+    conn = session.connection()
+    return _verify(lambda query: query(conn), anchors, batch_size)
+
+
+def verify_database(
+    db: Database, anchors: Sequence[HeadAnchor] = (), *, batch_size: int = 2000
+) -> VerifyResult:
+    """`verify_chain` with one short transaction per batch, so writers never wait long on it.
+
+    Rows are never changed once written, so batches read at different moments still make one
+    consistent chain; rows appended meanwhile are checked if reached. Use this from the CLI:
+    on SQLite a transaction holds the write lock, and a long log takes minutes to verify.
+    """
+
+    def read(query: Callable[[Connection], Any]) -> Any:
+        with db.transaction() as session:
+            return query(session.connection())
+
+    return _verify(read, anchors, batch_size)

@@ -25,6 +25,15 @@ FUTURE_CANCELLED_SHARE = 0.03
 SAME_DAY_GAP_MINUTES = 15
 
 
+def _lead_at_least(rng: random.Random, kind: str, day: int) -> int:
+    """A lead time drawn as for any booking of `kind`, but reaching back to before "now"."""
+    for _ in range(12):
+        lead = lead_days(rng, kind)
+        if lead >= day:
+            return lead
+    return day + rng.randrange(10)
+
+
 @dataclass
 class _Book:
     """The state of one booking pass: what is generated against, and what is taken so far."""
@@ -39,21 +48,22 @@ class _Book:
     visits: list[Visit] = field(default_factory=list)
 
     def free_minutes(self, clinician: int, day: int) -> list[int]:
+        """Start minutes of the clinician's slots on `day` that nobody holds yet."""
         grid = self.grids[clinician][self.days[day].on.weekday()]
         return [m for m in grid if (clinician, day, m) not in self.taken]
 
     def booked_at_s(self, day: int, lead: int) -> int:
+        """When a visit `day` days ahead was booked, `lead` days before it (never after "now")."""
         extra = lead - day
         if extra == 0:  # booked online overnight, before "now"
             return self.days[0].instant_s(self.rng.randrange(0, AS_OF_MINUTE))
         return self.days[-extra].instant_s(self.rng.randrange(7 * 60, 21 * 60))
 
     def book(self, clinician: int, patient: int, day: int, minute: int) -> None:
+        """Book the patient into the slot, with a kind and a booking time that fit the day."""
         rng = self.rng
         kind = visit_kind(rng, walk_in_allowed=False)
-        lead = next((n for n in (lead_days(rng, kind) for _ in range(12)) if n >= day), -1)
-        lead = lead if lead >= 0 else day + rng.randrange(10)
-        created_s = self.booked_at_s(day, lead)
+        created_s = self.booked_at_s(day, _lead_at_least(rng, kind, day))
         key = (clinician, day, minute)
         minutes = self.clinicians[clinician].specialty.slot_minutes
         self.taken.add(key)

@@ -1,0 +1,37 @@
+"""`clinicflow status`: what the replica holds and what the engine is doing, at a glance."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from clinicflow.cli.runtime import Runtime
+from clinicflow.store.summary import summarize
+
+
+def status(
+    json_output: Annotated[bool, typer.Option("--json", help="Print plain JSON on stdout")] = False,
+) -> None:
+    """Counts of resources, pending events, open work items, effects and runs."""
+    rt = Runtime.load()
+    with rt.db.transaction() as session:
+        summary = summarize(session)
+    if json_output:
+        rt.out(summary)
+        return
+    table = Table(title="clinicflow status", show_header=True)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for rtype, n in summary["resources"].items():
+        table.add_row(f"resources · {rtype}", str(n))
+    table.add_row("events pending dispatch", str(summary["events"]["pending"]))
+    table.add_row("work items open", str(summary["work_items"]["open"]))
+    for state, n in summary["effects"].items():
+        table.add_row(f"effects · {state}", str(n))
+    for state, n in summary["runs"].items():
+        table.add_row(f"runs · {state}", str(n))
+    rt.console.print(table)
+    for key, value in rt.settings.describe().items():
+        rt.console.print(f"{key}: {value}", highlight=False)
