@@ -14,17 +14,20 @@ from rich.table import Table
 from clinicflow.channels import list_outbox
 from clinicflow.cli.runtime import Runtime
 from clinicflow.engine import (
+    DEFAULT_QUEUE_NAME,
+    DEFAULT_TICK_S,
     EXTRA_AUTOMATIONS_ENV,
+    OWNER_UNCHANGED,
     EngineRuntime,
     Registry,
     TaskQueue,
     all_switches,
+    build_runtime,
     request_run,
     run_now,
+    serve,
     set_switch,
 )
-from clinicflow.engine.queue import DEFAULT_QUEUE_NAME
-from clinicflow.engine.worker import DEFAULT_TICK_S, build_runtime, serve
 from clinicflow.logs import configure_logging
 
 automations_app = typer.Typer(help="See automations and switch them on, off or to dry-run.")
@@ -69,19 +72,35 @@ def automations_list(json_out: JsonFlag = False) -> None:
     table = Table("name", "trigger", "owner", "mode", "status")
     for row in rows:
         mode = "off" if not row["enabled"] else "dry-run" if row["dry_run"] else "live"
+        mode = mode if row["status"] == "loaded" else "-"
         table.add_row(
             str(row["name"]), str(row["trigger"]), str(row["owner"]), mode, str(row["status"])
         )
     rt.console.print(table)
 
 
-def _switch(name: str, **change: bool) -> None:
+def _switch(
+    name: str,
+    *,
+    enabled: bool | None = None,
+    dry_run: bool | None = None,
+    owner: str | object | None = OWNER_UNCHANGED,
+) -> None:
     rt = Runtime.load()
     Registry.load(extra=_extra_automations()).get(name)
     with rt.db.transaction() as session:
-        switch = set_switch(session, name, actor=CLI_ACTOR, now=rt.clock.now(), **change)
+        switch = set_switch(
+            session,
+            name,
+            actor=CLI_ACTOR,
+            now=rt.clock.now(),
+            enabled=enabled,
+            dry_run=dry_run,
+            owner=owner,
+        )
     mode = "off" if not switch.enabled else "dry-run" if switch.dry_run else "live"
-    rt.console.print(f"{name} is now {mode}")
+    owned = f", owned by {switch.owner}" if switch.owner else ""
+    rt.console.print(f"{name} is now {mode}{owned}")
 
 
 @automations_app.command("enable")
@@ -102,6 +121,15 @@ def automations_dry_run(name: str, state: Annotated[str, typer.Argument(help="on
     if state not in ("on", "off"):
         raise typer.BadParameter("write `on` or `off`", param_hint="STATE")
     _switch(name, dry_run=state == "on")
+
+
+@automations_app.command("owner")
+def automations_owner(
+    name: str,
+    pool: Annotated[str, typer.Argument(help="The pool that owns it; '-' for the declared one")],
+) -> None:
+    """Give an automation (and the work items it opens) to another pool."""
+    _switch(name, owner=None if pool == "-" else pool)
 
 
 def run(

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from rich.console import Console
 
 from clinicflow.cli import audit, backup, db, phi, status, sync
+from clinicflow.cli.synth import synth
 from clinicflow.errors import ClinicflowError
 from clinicflow.logs import configure_logging
 
@@ -30,6 +31,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(sync.app, name="sync")
 app.command("status")(status.status)
+app.command("synth")(synth)
 app.add_typer(audit.app, name="audit")
 app.add_typer(phi.app, name="phi")
 app.command("backup")(backup.backup)

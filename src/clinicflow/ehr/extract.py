@@ -13,9 +13,9 @@ from typing import Any
 
 from clinicflow.ehr.fhirtime import parse_date, parse_instant
 from clinicflow.ehr.references import (
-    ContainedRef,
     IdentifierRef,
     LiteralRef,
+    Ref,
     contained_by_id,
     parse_reference,
 )
@@ -45,29 +45,31 @@ class _Refs:
         self.contained = contained_by_id(resource)
         self.pending: list[tuple[str, IdentifierRef]] = []
 
-    def id_of(self, reference: Any, target: str, column: str) -> str | None:
-        """The FHIR id of `target` this reference points at (`#id` for a contained resource)."""
+    def parse(self, reference: Any, expected_type: str | None = None) -> Ref | None:
+        """Parse one Reference element (None when it is absent or not followable)."""
         if not isinstance(reference, Mapping):
             return None
-        ref = parse_reference(reference, expected_type=target, contained=self.contained)
-        if isinstance(ref, LiteralRef) and ref.resource_type == target:
+        return parse_reference(reference, expected_type=expected_type, contained=self.contained)
+
+    def id_of(self, reference: Any, target: str, column: str) -> str | None:
+        """The FHIR id of `target` this reference points at (`#id` for a contained resource)."""
+        return self.resolved_id(self.parse(reference, target), target, column)
+
+    def resolved_id(self, ref: Ref | None, target: str, column: str) -> str | None:
+        """The id of an already parsed reference if it points at `target`; conditional ones wait."""
+        if ref is None or ref.resource_type != target:
+            return None
+        if isinstance(ref, LiteralRef):
             return ref.fhir_id
-        if isinstance(ref, IdentifierRef) and ref.resource_type == target:
+        if isinstance(ref, IdentifierRef):
             self.pending.append((column, ref))
-        if isinstance(ref, ContainedRef) and ref.resource_type == target:
-            return f"#{ref.contained_id}"
-        return None
+            return None
+        return f"#{ref.contained_id}"
 
     def type_of(self, reference: Any) -> str | None:
         """The resource type a reference points at, if it can be told."""
-        if not isinstance(reference, Mapping):
-            return None
-        ref = parse_reference(reference, contained=self.contained)
-        if isinstance(ref, LiteralRef | IdentifierRef):
-            return ref.resource_type
-        if isinstance(ref, ContainedRef):
-            return ref.resource_type
-        return None
+        ref = self.parse(reference)
+        return ref.resource_type if ref is not None else None
 
 
 def _first_code(concepts: Any) -> str | None:
@@ -162,6 +164,13 @@ def _patient(resource: Resource, refs: _Refs) -> Extracted:
     return Extracted(row, fhir_id, lookups)
 
 
+_PARTICIPANT_COLUMNS = {
+    "Patient": "patient_id",
+    "Practitioner": "practitioner_id",
+    "Location": "location_id",
+}
+
+
 def _appointment(resource: Resource, refs: _Refs) -> Extracted:
     status = _require(resource, "status")
     participants = _require(resource, "participant")
@@ -189,12 +198,10 @@ def _appointment(resource: Resource, refs: _Refs) -> Extracted:
     for index, participant in enumerate(participants):
         if not isinstance(participant, Mapping):
             raise InputError(f"`participant[{index}]` is not an object")
-        actor = participant.get("actor")
-        kind = refs.type_of(actor)
-        column = {"Patient": "patient_id", "Practitioner": "practitioner_id"}.get(kind or "")
-        column = column or ("location_id" if kind == "Location" else None)
+        ref = refs.parse(participant.get("actor"))
+        column = _PARTICIPANT_COLUMNS.get(ref.resource_type or "") if ref is not None else None
         if column and row[column] is None:
-            row[column] = refs.id_of(actor, kind or "", column)
+            row[column] = refs.resolved_id(ref, ref.resource_type or "", column)  # type: ignore[union-attr]
             if column == "patient_id":
                 row["patient_status"] = participant.get("status")
     period = (resource.get("requestedPeriod") or [{}])[0]

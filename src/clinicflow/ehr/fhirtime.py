@@ -20,11 +20,11 @@ def parse_instant(value: object, field: str) -> datetime | None:
         return None
     if not isinstance(value, str):
         raise InputError(f"`{field}` must be a date-time string, not {type(value).__name__}")
-    if _DATE.match(value):
+    if len(value) <= 10 and _DATE.match(value):
         parts = [int(p) for p in value.split("-")] + [1, 1]
         return datetime(parts[0], parts[1], parts[2], tzinfo=UTC)
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value)  # Python 3.11 reads a trailing Z
     except ValueError:
         raise InputError(f"`{field}` is not a valid FHIR dateTime: {value!r}") from None
     if parsed.tzinfo is None:

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from clinicflow.clock import Clock
@@ -29,6 +29,7 @@ from clinicflow.errors import InputError
 from clinicflow.security.audit import Actor, record_access
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store import Database
+from clinicflow.store.bulk import bulk_insert
 from clinicflow.store.replica import (
     TYPED_TABLES,
     FhirResource,
@@ -198,36 +199,33 @@ class Ingestor:
         self, session: Session, new_items: list[_Item], changed: list[_Item], now: datetime
     ) -> None:
         encrypt = self.cipher.encrypt
-        # Bind names carry a b_ prefix: SQLAlchemy reserves plain column names in executemany.
         rows = [
             {
-                "b_resource_type": i.resource_type,
-                "b_fhir_id": i.fhir_id,
-                "b_version_id": i.version_id,
-                "b_last_updated": i.last_updated,
-                "b_content_hash": i.content_hash,
-                "b_body": encrypt(i.canonical, body_aad(i.resource_type, i.fhir_id)),
-                "b_patient_id": i.extracted.patient_id,
-                "b_source": self.source,
-                "b_local_change": False,
-                "b_updated_at": now,
+                "resource_type": i.resource_type,
+                "fhir_id": i.fhir_id,
+                "version_id": i.version_id,
+                "last_updated": i.last_updated,
+                "content_hash": i.content_hash,
+                "body": encrypt(i.canonical, body_aad(i.resource_type, i.fhir_id)),
+                "patient_id": i.extracted.patient_id,
+                "source": self.source,
+                "local_change": False,
+                "ingested_at": now,
+                "updated_at": now,
             }
             for i in new_items + changed
         ]
-        columns = [key.removeprefix("b_") for key in rows[0]]
-        inserts = rows[: len(new_items)]
-        if inserts:
-            values = {col: bindparam(f"b_{col}") for col in columns}
-            values["ingested_at"] = bindparam("b_updated_at")
-            session.execute(insert(RESOURCES).values(values), inserts)
+        bulk_insert(session, RESOURCES, rows[: len(new_items)])
         updates = rows[len(new_items) :]
         if updates:
+            # Bind names carry a b_ prefix: SQLAlchemy reserves plain column names in executemany.
             keys = ("resource_type", "fhir_id")
+            columns = [c for c in updates[0] if c != "ingested_at"]
             session.execute(
                 update(RESOURCES)
                 .where(*(RESOURCES.c[k] == bindparam(f"b_{k}") for k in keys))
-                .values({col: bindparam(f"b_{col}") for col in columns if col not in keys}),
-                updates,
+                .values({c: bindparam(f"b_{c}") for c in columns if c not in keys}),
+                [{f"b_{c}": row[c] for c in columns} for row in updates],
             )
 
 
@@ -320,11 +318,9 @@ def _replace_derived_rows(
     for rtype, rows in typed.items():
         table = _typed_table(rtype)
         if table is not None:
-            session.execute(insert(table), rows)
-    if lookups:
-        session.execute(insert(LOOKUPS), lookups)
-    if pending:
-        session.execute(insert(PENDING), pending)
+            bulk_insert(session, table, rows)
+    bulk_insert(session, LOOKUPS, lookups)
+    bulk_insert(session, PENDING, pending)
 
 
 def _record_events(

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote
 _LITERAL = re.compile(
     r"(?:^|/)(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$"
 )
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}$")
 _CONDITIONAL = re.compile(r"^(?:.*/)?(?P<type>[A-Z][A-Za-z]+)\?(?P<query>.+)$")
 
 
@@ -76,6 +77,11 @@ def parse_reference(
 def _parse_reference_text(
     text: str, ref_type: str | None, contained: Mapping[str, Mapping[str, Any]] | None
 ) -> Ref | None:
+    # Fast path for the common relative form `Type/id` (most references in a bulk sync).
+    head, slash, tail = text.partition("/")
+    if slash and head[:1].isupper() and head.isalpha() and tail and "/" not in tail:
+        if "?" not in text and _ID.match(tail):
+            return LiteralRef(head, tail)
     if text.startswith("#"):
         inner = (contained or {}).get(text[1:])
         return ContainedRef(text[1:], inner.get("resourceType") if inner else ref_type)

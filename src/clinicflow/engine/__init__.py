@@ -32,7 +32,7 @@ from clinicflow.engine.payloads import (
     OutgoingMessage,
     WorkItemRequest,
 )
-from clinicflow.engine.queue import QueueUnavailableError, TaskQueue, ping
+from clinicflow.engine.queue import DEFAULT_QUEUE_NAME, QueueUnavailableError, TaskQueue, ping
 from clinicflow.engine.reconcile import ReconcileReport, reconcile, settle_by_person
 from clinicflow.engine.registry import EXTRA_AUTOMATIONS_ENV, Listing, LoadFailure, Registry
 from clinicflow.engine.runner import (
@@ -64,7 +64,8 @@ from clinicflow.engine.states import (
     WorkItemId,
     WorkItemStatus,
 )
-from clinicflow.engine.switches import Switch, all_switches, set_switch, switch_for
+from clinicflow.engine.switches import OWNER_UNCHANGED, Switch, all_switches, set_switch, switch_for
+from clinicflow.engine.worker import DEFAULT_TICK_S, build_runtime, serve
 from clinicflow.engine.workitems import (
     WorkItemView,
     add_note,
@@ -79,8 +80,11 @@ from clinicflow.engine.workitems import (
 )
 
 __all__ = [
+    "DEFAULT_QUEUE_NAME",
+    "DEFAULT_TICK_S",
     "EXTRA_AUTOMATIONS_ENV",
     "MESSAGE_SEND",
+    "OWNER_UNCHANGED",
     "WORK_ITEM_OPEN",
     "Automation",
     "DailyHookContext",
@@ -130,6 +134,7 @@ __all__ = [
     "WorkItemView",
     "add_note",
     "all_switches",
+    "build_runtime",
     "claim_work_item",
     "compose_key",
     "default_handlers",
@@ -156,6 +161,7 @@ __all__ = [
     "resolve_work_item",
     "run_now",
     "run_outcome",
+    "serve",
     "set_switch",
     "settle_by_person",
     "settle_unknown",

@@ -21,7 +21,7 @@ from clinicflow.engine.upsert import insert_returning_id
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store.engine import Effect, effect_payload_aad
 
-_NO_SYNC = {"synchronize_session": False}
+NO_SYNC = {"synchronize_session": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +90,10 @@ def record_effect(
     return RecordedEffect(EffectId(existing.id), key, kind, EffectState(existing.state), False)
 
 
-def _cas(session: Session, effect_id: EffectId, condition: Any, **values: Any) -> bool:
+def compare_and_set(session: Session, effect_id: EffectId, condition: Any, **values: Any) -> bool:
+    """UPDATE the effect only if `condition` holds; True if this caller changed it."""
     stmt = update(Effect).where(Effect.id == effect_id, condition).values(**values)
-    result = session.execute(stmt, execution_options=_NO_SYNC)
+    result = session.execute(stmt, execution_options=NO_SYNC)
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult on UPDATE
 
 
@@ -107,7 +108,7 @@ def claim_effect(
         ),
         and_(Effect.state == EffectState.CLAIMED, Effect.lease_expires_at < now),
     )
-    return _cas(
+    return compare_and_set(
         session,
         effect_id,
         claimable,
@@ -124,7 +125,7 @@ def mark_in_flight(
 ) -> bool:
     """Say the outside call is about to happen (from here a crash is ambiguous)."""
     mine = and_(Effect.state == EffectState.CLAIMED, Effect.lease_owner == owner)
-    return _cas(
+    return compare_and_set(
         session,
         effect_id,
         mine,
@@ -151,7 +152,7 @@ def mark_done(
             Effect.state.in_([EffectState.IN_FLIGHT, EffectState.UNKNOWN]),
             Effect.lease_owner == owner,
         )
-    return _cas(
+    return compare_and_set(
         session,
         effect_id,
         expected,
@@ -181,7 +182,7 @@ def mark_for_retry(
             Effect.state.in_([EffectState.CLAIMED, EffectState.IN_FLIGHT]),
             Effect.lease_owner == owner,
         )
-    return _cas(
+    return compare_and_set(
         session,
         effect_id,
         expected,
@@ -215,7 +216,7 @@ def mark_failed(
             Effect.state.in_([EffectState.CLAIMED, EffectState.IN_FLIGHT]),
             Effect.lease_owner == owner,
         )
-    return _cas(
+    return compare_and_set(
         session,
         effect_id,
         expected,
@@ -236,73 +237,14 @@ def mark_unknown(
         expected = and_(Effect.state == EffectState.IN_FLIGHT, Effect.lease_expires_at < now)
     else:
         expected = and_(Effect.state == EffectState.IN_FLIGHT, Effect.lease_owner == owner)
-    return _cas(session, effect_id, expected, state=EffectState.UNKNOWN, updated_at=now)
-
-
-def release_expired_claims(session: Session, *, now: datetime, limit: int) -> list[EffectId]:
-    """Expired `claimed` effects back to pending: nothing was sent, so this is safe."""
-    ids = session.scalars(
-        select(Effect.id)
-        .where(Effect.state == EffectState.CLAIMED, Effect.lease_expires_at < now)
-        .limit(limit)
-    ).all()
-    expired = and_(Effect.state == EffectState.CLAIMED, Effect.lease_expires_at < now)
-    return [
-        EffectId(i)
-        for i in ids
-        if _cas(
-            session,
-            EffectId(i),
-            expired,
-            state=EffectState.PENDING,
-            lease_owner=None,
-            lease_expires_at=None,
-            enqueued_at=now,
-            updated_at=now,
-        )
-    ]
-
-
-def ids_in_state(
-    session: Session, state: EffectState, *, expired_before: datetime | None, limit: int
-) -> list[EffectId]:
-    """Ids of effects in `state`, oldest first (leases expired before the instant, if given)."""
-    stmt = select(Effect.id).where(Effect.state == state)
-    if expired_before is not None:
-        stmt = stmt.where(Effect.lease_expires_at < expired_before)
-    if state == EffectState.UNKNOWN:
-        stmt = stmt.where(Effect.work_item_id.is_(None))  # those with one wait for a person
-    return [EffectId(i) for i in session.scalars(stmt.order_by(Effect.id).limit(limit))]
-
-
-def stale_pending(
-    session: Session, *, now: datetime, older_than: datetime, limit: int
-) -> list[EffectId]:
-    """Due pending effects nobody enqueued since `older_than` (their task may have been lost)."""
-    stmt = (
-        select(Effect.id)
-        .where(
-            Effect.state == EffectState.PENDING,
-            or_(Effect.not_before.is_(None), Effect.not_before <= now),
-            or_(Effect.enqueued_at.is_(None), Effect.enqueued_at < older_than),
-        )
-        .order_by(Effect.id)
-        .limit(limit)
-    )
-    ids = [EffectId(i) for i in session.scalars(stmt)]
-    if ids:
-        session.execute(
-            update(Effect).where(Effect.id.in_(ids)).values(enqueued_at=now),
-            execution_options=_NO_SYNC,
-        )
-    return ids
+    return compare_and_set(session, effect_id, expected, state=EffectState.UNKNOWN, updated_at=now)
 
 
 def link_work_item(session: Session, effect_id: EffectId, work_item_id: int) -> None:
     """Remember which work item asks a person about this effect."""
     session.execute(
         update(Effect).where(Effect.id == effect_id).values(work_item_id=work_item_id),
-        execution_options=_NO_SYNC,
+        execution_options=NO_SYNC,
     )
 
 

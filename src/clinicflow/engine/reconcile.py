@@ -14,20 +14,21 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from clinicflow.engine.effects import (
-    ids_in_state,
+    NO_SYNC,
+    compare_and_set,
     mark_done,
     mark_for_retry,
     mark_unknown,
-    release_expired_claims,
-    stale_pending,
 )
 from clinicflow.engine.execution import settle_unknown
 from clinicflow.engine.runs import stale_runs
 from clinicflow.engine.runtime import EngineRuntime
 from clinicflow.engine.states import EffectId, EffectState, RunId
+from clinicflow.store.engine import Effect
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,65 @@ class ReconcileReport:
     effects: list[EffectId] = field(default_factory=list)
     runs: list[RunId] = field(default_factory=list)
     settled: dict[str, int] = field(default_factory=dict)
+
+
+def release_expired_claims(session: Session, *, now: datetime, limit: int) -> list[EffectId]:
+    """Expired `claimed` effects back to pending: nothing was sent, so this is safe."""
+    ids = session.scalars(
+        select(Effect.id)
+        .where(Effect.state == EffectState.CLAIMED, Effect.lease_expires_at < now)
+        .limit(limit)
+    ).all()
+    expired = and_(Effect.state == EffectState.CLAIMED, Effect.lease_expires_at < now)
+    return [
+        EffectId(i)
+        for i in ids
+        if compare_and_set(
+            session,
+            EffectId(i),
+            expired,
+            state=EffectState.PENDING,
+            lease_owner=None,
+            lease_expires_at=None,
+            enqueued_at=now,
+            updated_at=now,
+        )
+    ]
+
+
+def ids_in_state(
+    session: Session, state: EffectState, *, expired_before: datetime | None, limit: int
+) -> list[EffectId]:
+    """Ids of effects in `state`, oldest first (leases expired before the instant, if given)."""
+    stmt = select(Effect.id).where(Effect.state == state)
+    if expired_before is not None:
+        stmt = stmt.where(Effect.lease_expires_at < expired_before)
+    if state == EffectState.UNKNOWN:
+        stmt = stmt.where(Effect.work_item_id.is_(None))  # those with one wait for a person
+    return [EffectId(i) for i in session.scalars(stmt.order_by(Effect.id).limit(limit))]
+
+
+def stale_pending(
+    session: Session, *, now: datetime, older_than: datetime, limit: int
+) -> list[EffectId]:
+    """Due pending effects nobody enqueued since `older_than` (their task may have been lost)."""
+    stmt = (
+        select(Effect.id)
+        .where(
+            Effect.state == EffectState.PENDING,
+            or_(Effect.not_before.is_(None), Effect.not_before <= now),
+            or_(Effect.enqueued_at.is_(None), Effect.enqueued_at < older_than),
+        )
+        .order_by(Effect.id)
+        .limit(limit)
+    )
+    ids = [EffectId(i) for i in session.scalars(stmt)]
+    if ids:
+        session.execute(
+            update(Effect).where(Effect.id.in_(ids)).values(enqueued_at=now),
+            execution_options=NO_SYNC,
+        )
+    return ids
 
 
 def reconcile(rt: EngineRuntime, *, now: datetime | None = None) -> ReconcileReport:

@@ -75,7 +75,7 @@ class Registry:
         try:
             loaded = load.load() if load is not None else _load_target(source)
         except Exception as exc:  # noqa: BLE001  (plugin boundary: any import error is reported)
-            logger.warning("automation failed to load", extra={"plugin": name, "source": source})
+            logger.info("automation failed to load", extra={"plugin": name, "source": source})
             reason = f"{type(exc).__name__}: {exc}"
             self._failures.append(LoadFailure(name, source, reason))
             return
@@ -93,7 +93,7 @@ class Registry:
             registry._add_source(ep.name, ep.value, ep)
         for source in (s.strip() for s in (extra or "").split(",")):
             if source:
-                registry._add_source(source.rpartition(":")[2] or source, source, None)
+                registry._add_source(source, source, None)
         return registry
 
     @property

@@ -32,7 +32,7 @@ def all_switches(session: Session) -> dict[str, Switch]:
     return {row.automation: Switch(row.enabled, row.dry_run, row.owner) for row in rows}
 
 
-_UNCHANGED = object()
+OWNER_UNCHANGED = object()  # for `owner`: leave it as it is (None means "the declared owner")
 
 
 def set_switch(
@@ -43,7 +43,7 @@ def set_switch(
     now: datetime,
     enabled: bool | None = None,
     dry_run: bool | None = None,
-    owner: str | object | None = _UNCHANGED,
+    owner: str | object | None = OWNER_UNCHANGED,
 ) -> Switch:
     """Change some of an automation's switches (None leaves one as it is); the new switch."""
     row = session.get(AutomationSetting, automation, with_for_update=True)
@@ -54,7 +54,7 @@ def set_switch(
         row.enabled = enabled
     if dry_run is not None:
         row.dry_run = dry_run
-    if owner is not _UNCHANGED:
+    if owner is not OWNER_UNCHANGED:
         row.owner = owner if isinstance(owner, str) and owner else None
     row.updated_at = now
     row.updated_by = actor

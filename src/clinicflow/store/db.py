@@ -41,6 +41,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # A bulk sync rewrites many index pages: a 64 MiB page cache and checkpoints every ~40 MiB
+    # of WAL (instead of ~4 MiB) halve the time spent flushing them. Memory is used only as needed.
+    cur.execute("PRAGMA cache_size=-65536")
+    cur.execute("PRAGMA wal_autocheckpoint=10000")
     cur.close()
 
 

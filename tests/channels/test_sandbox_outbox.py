@@ -1,0 +1,86 @@
+"""The sandbox channel on SQLite and PostgreSQL: a delivery is an outbox row anyone can check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import select
+
+from clinicflow.channels import SandboxMessageHandler, deliveries_of, list_outbox
+from clinicflow.clock import FakeClock
+from clinicflow.engine import (
+    Delivery,
+    EffectCall,
+    EffectId,
+    HandlerEnv,
+    MessageChannel,
+    OutgoingMessage,
+    RunId,
+    message_key,
+)
+from clinicflow.security.phi import Keyring, PhiCipher
+from clinicflow.settings import Settings
+from clinicflow.store import Database
+from clinicflow.store.engine import SandboxMessage
+
+KEY = message_key("reminders", "Appointment/9", "48h")
+
+
+def _call(key: str = KEY) -> EffectCall:
+    message = OutgoingMessage(
+        MessageChannel.EMAIL,
+        "jane.rivera@example.org",
+        "Your visit is on Tuesday at 10:30.",
+        subject="Your visit",
+        for_ref="Patient/1",
+    )
+    return EffectCall(
+        EffectId(1), key, "message.send", "reminders", RunId(1), 1, message.to_payload()
+    )
+
+
+@contextmanager
+def _env(db: Database, cipher: PhiCipher, clock: FakeClock) -> Iterator[HandlerEnv]:
+    with db.sessions() as session:
+        yield HandlerEnv(session=session, db=db, cipher=cipher, clock=clock, settings=Settings())
+
+
+def test_a_delivered_message_is_in_the_outbox_encrypted(db: Database, clock: FakeClock) -> None:
+    cipher = PhiCipher(Keyring.generate())
+    with _env(db, cipher, clock) as env:
+        result = SandboxMessageHandler().execute(_call(), env)
+    with db.transaction() as session:
+        row = session.scalars(select(SandboxMessage)).one()
+        [message] = list_outbox(session, cipher)
+    assert result == {"outbox_uid": row.uid}
+    assert b"rivera" not in row.recipient_enc
+    assert b"Tuesday" not in row.body_enc
+    assert (message.to, message.subject, message.body) == (
+        "jane.rivera@example.org",
+        "Your visit",
+        "Your visit is on Tuesday at 10:30.",
+    )
+    assert message.to_json()["for"] == "Patient/1"
+    assert message.sent_at == clock.now()
+
+
+def test_reconcile_answers_from_the_outbox(db: Database, clock: FakeClock) -> None:
+    cipher = PhiCipher(Keyring.generate())
+    handler = SandboxMessageHandler()
+    with _env(db, cipher, clock) as env:
+        assert handler.reconcile(_call(), env) is Delivery.NOT_DELIVERED
+    with _env(db, cipher, clock) as env:
+        handler.execute(_call(), env)
+    with _env(db, cipher, clock) as env:
+        assert handler.reconcile(_call(), env) is Delivery.DELIVERED
+
+
+def test_a_double_send_shows_as_two_outbox_rows(db: Database, clock: FakeClock) -> None:
+    cipher = PhiCipher(Keyring.generate())
+    handler = SandboxMessageHandler()
+    with _env(db, cipher, clock) as env:
+        handler.execute(_call(), env)
+        handler.execute(_call(), env)
+    with db.transaction() as session:
+        assert deliveries_of(session, KEY) == 2
