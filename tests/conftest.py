@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from hypothesis import settings as hypothesis_settings
 
 from clinicflow.clock import FakeClock
-from clinicflow.store import Database
+from clinicflow.store import Database, make_engine
 from clinicflow.store.schema import create_schema
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -36,25 +37,83 @@ def _pg_admin() -> sa.Engine:
     return engine
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database, dropped afterwards."""
-    admin = _pg_admin()
+def _create_database(admin: sa.Engine, template: str | None = None) -> str:
     name = f"cf_test_{uuid.uuid4().hex[:12]}"
+    clause = f' TEMPLATE "{template}"' if template else ""
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"{clause}'))
+    return name
+
+
+def _drop_database(admin: sa.Engine, name: str) -> None:
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _pg_url_for(name: str) -> str:
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A PostgreSQL database migrated to head once per test process, copied for each test."""
+    admin = _pg_admin()
+    name = _create_database(admin)
+    engine = make_engine(_pg_url_for(name))
+    create_schema(engine)
+    engine.dispose()
+    yield name
+    _drop_database(admin, name)
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per test process, copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "clinicflow.db"
+    engine = make_engine(f"sqlite:///{path}")
+    create_schema(engine)
+    engine.dispose()  # closing the last connection checkpoints the WAL into the main file
+    assert not path.with_name(path.name + "-wal").exists()
+    return path
+
+
+@pytest.fixture
+def pg_url(pg_template: str) -> Iterator[str]:
+    """A fresh PostgreSQL database at the current schema, dropped afterwards."""
+    admin = _pg_admin()
+    name = _create_database(admin, template=pg_template)
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        yield _pg_url_for(name)
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _drop_database(admin, name)
         admin.dispose()
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    """A fresh SQLite file in the test's temp dir."""
-    return f"sqlite:///{tmp_path / 'clinicflow.db'}"
+def empty_pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database (no tables), dropped afterwards."""
+    admin = _pg_admin()
+    name = _create_database(admin)
+    try:
+        yield _pg_url_for(name)
+    finally:
+        _drop_database(admin, name)
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """A fresh SQLite file at the current schema, in the test's temp dir."""
+    target = tmp_path / "clinicflow.db"
+    shutil.copyfile(sqlite_template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def empty_sqlite_url(tmp_path: Path) -> str:
+    """A SQLite file that does not exist yet."""
+    return f"sqlite:///{tmp_path / 'empty.db'}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -66,7 +125,6 @@ def any_db_url(request: pytest.FixtureRequest) -> str:
 
 def _database(url: str) -> Iterator[Database]:
     db = Database.from_url(url)
-    create_schema(db.engine)
     try:
         yield db
     finally:

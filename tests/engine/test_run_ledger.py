@@ -160,3 +160,18 @@ def test_running_an_unknown_automation_names_the_known_ones(make_harness: MakeHa
     h = make_harness([COUNTING])
     with pytest.raises(EngineError, match="letter-prep"):
         h.run("letter-perp")
+
+
+def test_a_run_logs_with_its_ids_and_the_callers_fields(
+    make_harness: MakeHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    def chatty(ctx: RunContext) -> None:
+        ctx.logger.info("letters prepared", extra={"letters": 2})
+
+    h = make_harness(
+        [Automation(name="chatty", summary="", trigger=Manual(), run=chatty, owner="x")]
+    )
+    with caplog.at_level("INFO", logger="clinicflow.run"):
+        outcome = h.run("chatty")
+    [record] = [r for r in caplog.records if r.getMessage() == "letters prepared"]
+    assert (record.run_id, record.automation, record.letters) == (outcome.run_id, "chatty", 2)  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ import typer
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from rich.console import Console
 
-from clinicflow.cli import audit, backup, db, phi, status, sync
+from clinicflow.cli import audit, backup, db, demo, engine, phi, serve, status, sync
 from clinicflow.cli.synth import synth
 from clinicflow.errors import ClinicflowError
 from clinicflow.logs import configure_logging
@@ -36,6 +36,12 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(phi.app, name="phi")
 app.command("backup")(backup.backup)
 app.command("restore")(backup.restore)
+app.add_typer(engine.automations_app, name="automations")
+app.add_typer(engine.outbox_app, name="outbox")
+app.command("run")(engine.run)
+app.command("worker")(engine.worker)
+app.command("serve")(serve.serve)
+app.command("demo")(demo.demo)
 
 
 @app.callback()

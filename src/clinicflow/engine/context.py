@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -26,6 +27,15 @@ from clinicflow.engine.states import Priority, RunId, TriggerKind
 from clinicflow.errors import EngineError
 from clinicflow.security.phi import PhiCipher
 from clinicflow.settings import Settings
+
+
+class RunLogger(logging.LoggerAdapter[logging.Logger]):
+    """A logger that adds the run's ids to each record, keeping the caller's own `extra`."""
+
+    def process(self, msg: object, kwargs: MutableMapping[str, Any]) -> tuple[object, Any]:
+        """Merge the run's ids under the caller's extra (Python 3.11 would replace them)."""
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +145,7 @@ class RunContext:
     zone: ZoneInfo
     settings: Settings
     cipher: PhiCipher
-    logger: logging.LoggerAdapter[logging.Logger]
+    logger: RunLogger
     effects: EffectRecorder
     run_id: RunId
     automation: Automation

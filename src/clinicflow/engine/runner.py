@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from clinicflow.clock import FakeClock
-from clinicflow.engine.context import EffectRecorder, RunContext, TriggerInfo
+from clinicflow.engine.context import EffectRecorder, RunContext, RunLogger, TriggerInfo
 from clinicflow.engine.effects import effect_counts, pending_ids_of_run
 from clinicflow.engine.events import load_event
 from clinicflow.engine.execution import Execution, execute_effect
@@ -141,9 +141,7 @@ def _run_automation(
             zone=rt.zone,
             settings=rt.settings,
             cipher=rt.cipher,
-            logger=logging.LoggerAdapter(
-                logging.getLogger(f"clinicflow.run.{run.automation}"), extra
-            ),
+            logger=RunLogger(logging.getLogger(f"clinicflow.run.{run.automation}"), extra),
             effects=EffectRecorder(
                 session,
                 cipher=rt.cipher,

@@ -9,9 +9,10 @@ import threading
 from clinicflow.clock import Clock
 from clinicflow.engine.queue import TaskQueue
 from clinicflow.engine.registry import EXTRA_AUTOMATIONS_ENV, Registry
-from clinicflow.engine.runtime import EngineRuntime
+from clinicflow.engine.runtime import DailyHookContext, EngineRuntime, register_daily_hook
 from clinicflow.engine.scheduler import tick
 from clinicflow.engine.tasks import bind_tasks
+from clinicflow.security.audit import anchor_dir_for, write_head_anchor
 from clinicflow.security.phi import PhiCipher
 from clinicflow.settings import Settings
 from clinicflow.store import Database
@@ -24,11 +25,13 @@ DEFAULT_TICK_S = 5.0
 def _tick_forever(
     rt: EngineRuntime, queue: TaskQueue, stop: threading.Event, every_s: float
 ) -> None:
-    while not stop.wait(every_s):
+    # Tick at once on start-up: a restarted worker takes over what a dead one left straight away.
+    while not stop.is_set():
         try:
             tick(rt, queue)
         except Exception:
             logger.exception("tick failed")
+        stop.wait(every_s)
 
 
 def serve(
@@ -43,8 +46,8 @@ def serve(
     for failure in rt.registry.failures:
         logger.warning("automation not loaded", extra={"plugin": failure.name})
     bind_tasks(queue, rt)
-    # Forked worker processes must not reuse the parent's pooled connections.
-    queue.on_worker_start(lambda: rt.db.engine.dispose(close=False))
+    if processes:  # forked workers must not reuse the parent's pooled connections
+        queue.on_worker_start(lambda: rt.db.engine.dispose(close=False))
     consumer = queue.create_consumer(workers=workers, processes=processes)
     stop = threading.Event()
     ticker = threading.Thread(
@@ -69,3 +72,11 @@ def build_runtime(
     return EngineRuntime.build(
         db=db, settings=settings, clock=clock, cipher=cipher, registry=registry
     )
+
+
+def _anchor_audit_head(ctx: DailyHookContext) -> None:
+    """Write the audit chain's head outside the database once a day, so a cut tail is caught."""
+    write_head_anchor(ctx.session, anchor_dir_for(ctx.settings.data_dir), ctx.now)
+
+
+register_daily_hook("audit-anchor", _anchor_audit_head)

@@ -53,9 +53,4 @@ def head_revision(engine: Engine) -> str | None:
 
 def create_schema(engine: Engine) -> None:
     """Create the current schema from empty, through the migrations (as production does)."""
-    if head_revision(engine) is None:  # interim, until the first revision is generated
-        from clinicflow.store.models import metadata
-
-        metadata.create_all(engine)
-        return
     upgrade(engine)

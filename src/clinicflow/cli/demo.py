@@ -1,0 +1,88 @@
+"""`clinicflow demo`: set up the embedded default with a synthetic practice and serve it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+import uvicorn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from clinicflow.cli.runtime import Runtime
+from clinicflow.ehr import count_items, sync_folder
+from clinicflow.engine import Schedule, run_now
+from clinicflow.engine.worker import build_runtime
+from clinicflow.store.schema import create_schema
+from clinicflow.synth import write_practice
+from clinicflow.web import create_app
+
+PRACTICE_DIR = "synthetic-practice"
+
+
+def demo(
+    patients: Annotated[int, typer.Option(help="Patients in the synthetic practice")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed for the synthetic practice")] = 7,
+    host: Annotated[str, typer.Option(help="Address to serve on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on")] = 8000,
+    serve: Annotated[bool, typer.Option(help="Serve the web app when set up")] = True,
+    worker: Annotated[bool, typer.Option(help="Start a queue worker beside the web app")] = True,
+) -> None:
+    """Create the database, generate and sync a synthetic practice, run automations, serve."""
+    rt = Runtime.load()
+    say = rt.console.print
+    create_schema(rt.db.engine)
+    say(f"database ready ({rt.settings.describe()['database']} in {rt.settings.data_dir})")
+    practice = rt.settings.data_dir / PRACTICE_DIR
+    if (practice / "Patient.ndjson").exists():
+        say(f"reusing the synthetic practice in {practice}")
+    else:
+        today = rt.clock.now().astimezone(ZoneInfo(rt.settings.timezone)).date()
+        counts = write_practice(
+            practice, seed=seed, patients=patients, anchor_on=today, timezone=rt.settings.timezone
+        )
+        say(f"generated a practice of {patients:,} patients for {today}: "
+            f"{sum(counts.values()):,} FHIR resources")
+    _sync(rt, practice)
+    engine = build_runtime(rt.settings, db=rt.db, cipher=rt.cipher, clock=rt.clock)
+    for automation in engine.registry.automations():
+        if isinstance(automation.trigger, Schedule):
+            outcome = run_now(engine, automation.name, requested_by="demo")
+            say(f"ran {automation.name}: {outcome.state}, units {outcome.units or '{}'}")
+    if not serve:
+        return
+    helper = _start_worker() if worker else None
+    say(f"\n[bold]clinicflow demo is ready: http://{host}:{port}[/]")
+    say("CLI: .venv/bin/clinicflow status | automations list | outbox list | audit verify")
+    try:
+        app = create_app(rt.settings, db=rt.db, clock=rt.clock)
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    finally:
+        if helper is not None:
+            helper.terminate()
+            helper.wait(timeout=10)
+
+
+def _sync(rt: Runtime, folder: Path) -> None:
+    total = count_items(folder)
+    with Progress(
+        TextColumn("[bold]sync"), BarColumn(), MofNCompleteColumn(), console=rt.console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("sync", total=total)
+        report = sync_folder(
+            rt.db, rt.cipher, rt.clock, folder, on_progress=lambda n: progress.advance(task, n)
+        )
+    rt.console.print(
+        f"synced {report.stored:,} resources ({report.created:,} new, {report.updated:,} updated, "
+        f"{len(report.rejected)} rejected), {report.events:,} events"
+    )
+
+
+def _start_worker() -> subprocess.Popen[bytes]:
+    """A `clinicflow worker` beside the web app, so events and schedules are acted on."""
+    exe = Path(sys.executable).parent / "clinicflow"
+    return subprocess.Popen([str(exe), "worker"], stdout=subprocess.DEVNULL)  # noqa: S603

@@ -1,0 +1,58 @@
+"""The plain operations page: automations and recent runs (no PHI: names, counts and states)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from clinicflow.engine import all_switches, list_runs
+from clinicflow.web.health import State
+
+router = APIRouter()
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def _localtime(value: datetime, zone: str) -> str:
+    """An instant as the practice reads it: 'Mon 23 Nov 09:00'."""
+    return value.astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M")
+
+
+templates.env.filters["localtime"] = _localtime
+
+
+@router.get("/", response_class=HTMLResponse)
+def automations_page(request: Request, state: State) -> HTMLResponse:
+    """Every automation with its trigger, owner and mode, and the latest runs."""
+    with state.db.transaction() as session:
+        switches = all_switches(session)
+        runs = list_runs(session, limit=50)
+    automations = []
+    for line in state.registry.listing():
+        switch = switches.get(line.name)
+        enabled = switch.enabled if switch else True
+        dry_run = switch.dry_run if switch else False
+        automations.append(
+            {
+                "name": line.name,
+                "summary": line.summary,
+                "trigger": line.trigger,
+                "owner": switch.owner if switch and switch.owner else line.owner,
+                "mode": "off" if not enabled else "dry-run" if dry_run else "live",
+                "status": line.status,
+            }
+        )
+    return templates.TemplateResponse(
+        request,
+        "automations.html",
+        {
+            "automations": automations,
+            "runs": runs,
+            "settings": state.settings.describe(),
+            "zone": state.settings.timezone,
+        },
+    )
