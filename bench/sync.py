@@ -100,7 +100,7 @@ def measure(label: str, folder: Path, work: Path) -> dict[str, float]:
         "sync_res_per_s": count / sync_s,
     }
     figures["ratio"] = figures["sync_res_per_s"] / figures["raw_res_per_s"]
-    print(  # noqa: T201
+    print(
         f"{label}: {count} resources, raw {raw_s:.1f}s, sync {sync_s:.1f}s, "
         f"ratio {figures['ratio']:.2f}",
         file=sys.stderr,
@@ -116,7 +116,7 @@ def main() -> None:
         practice = work / "practice"
         started = time.perf_counter()
         write_practice(practice, seed=7, patients=PATIENTS, anchor_on=ANCHOR)
-        print(f"synth {PATIENTS} patients: {time.perf_counter() - started:.1f}s", file=sys.stderr)  # noqa: T201
+        print(f"synth {PATIENTS} patients: {time.perf_counter() - started:.1f}s", file=sys.stderr)
         large = measure("practice", practice, work)
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     pairs = {
@@ -131,7 +131,7 @@ def main() -> None:
         "ratio": round(large["ratio"], 3),
         "peak_rss_mb": round(peak_kib / 1024),
     }
-    print(" ".join(f"{k}={v}" for k, v in pairs.items()))  # noqa: T201
+    print(" ".join(f"{k}={v}" for k, v in pairs.items()))
 
 
 if __name__ == "__main__":

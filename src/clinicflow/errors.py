@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 class ClinicflowError(Exception):
-    """Base error: `message` is for a person, `code` is stable for machines, `retryable` for queues."""
+    """Base error: `message` is for a person, `code` stays stable for machines, `retryable` for
+    queues."""
 
     code = "clinicflow.error"
     retryable = False

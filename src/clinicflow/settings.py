@@ -36,9 +36,13 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; unset means SQLite (WAL) in the data dir"
     )
-    redis_url: str | None = Field(None, description="Redis for the job queue; unset: huey on SQLite")
+    redis_url: str | None = Field(
+        None, description="Redis for the job queue; unset: huey on SQLite"
+    )
     timezone: str = Field("America/New_York", description="The practice's IANA time zone")
-    public_url: str = Field("http://127.0.0.1:8000", description="Base URL patients and webhooks use")
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="Base URL patients and webhooks use"
+    )
     phi_key: SecretStr | None = Field(
         None, description="Base64 AES-256 key for PHI; unset: the key file in the data dir"
     )
@@ -75,8 +79,8 @@ class Settings(BaseSettings):
         settings_cls: type[BaseSettings],
         init_settings: PydanticBaseSettingsSource,
         env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003  (hook signature; no .env)
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003  (hook signature)
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         path = _toml_path()

@@ -29,7 +29,10 @@ def test_a_session_with_more_visits_than_slots_is_overbooked():
     visits = [Visit("dr1", at(9)), Visit("dr1", at(9)), Visit("dr1", at(9, 30))]
     (load,) = session_loads(slots, visits, DAY, NY)
     assert (load.half, load.slots, load.booked, load.problem) == (
-        Half.MORNING, 2, 3, Problem.OVERBOOKED,
+        Half.MORNING,
+        2,
+        3,
+        Problem.OVERBOOKED,
     )
 
 
@@ -44,7 +47,8 @@ def test_sessions_are_counted_in_the_practice_time_zone_not_utc():
     # 19:30 in New York is already the next day in UTC; it still belongs to DAY's afternoon.
     slots = [SlotTime("dr1", at(19, 30))]
     (load,) = session_loads(slots, [], DAY, NY)
-    assert load.day_on == DAY and load.half is Half.AFTERNOON
+    assert load.day_on == DAY
+    assert load.half is Half.AFTERNOON
 
 
 def test_other_days_are_ignored():

@@ -1,4 +1,4 @@
-"""Typed columns and lookups pulled from resources, and the errors for what the replica can't take."""
+"""Typed columns and lookups pulled from resources; errors for what the replica cannot take."""
 
 from datetime import UTC, date, datetime
 
@@ -19,7 +19,10 @@ PATIENT = {
         {"system": "phone", "value": "+1 555 010 0001", "use": "mobile", "rank": 1},
     ],
     "communication": [
-        {"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "es-MX"}]}, "preferred": True}
+        {
+            "language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "es-MX"}]},
+            "preferred": True,
+        }
     ],
     "extension": [
         {"url": "http://hl7.org/fhir/StructureDefinition/timezone", "valueCode": "America/Chicago"}
@@ -124,11 +127,16 @@ def test_a_conditional_reference_is_left_pending_for_later_resolution():
             "class": {"code": "AMB"},
             "subject": {"reference": "Patient/p1"},
             "participant": [
-                {"individual": {"reference": "Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|42"}}
+                {
+                    "individual": {
+                        "reference": "Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|42"
+                    }
+                }
             ],
         }
     )
-    assert ex.row is not None and ex.row["practitioner_id"] is None
+    assert ex.row is not None
+    assert ex.row["practitioner_id"] is None
     assert [(col, ref.value) for col, ref in ex.pending] == [("practitioner_id", "42")]
 
 
@@ -143,13 +151,12 @@ def test_a_contained_location_is_resolved_inside_its_resource():
             "location": [{"location": {"reference": "#loc1"}}],
         }
     )
-    assert ex.row is not None and ex.row["location_id"] == "#loc1"
+    assert ex.row is not None
+    assert ex.row["location_id"] == "#loc1"
 
 
 def test_other_resource_types_are_kept_with_their_patient_compartment():
-    ex = extract(
-        {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p9"}}
-    )
+    ex = extract({"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p9"}})
     assert ex.row is None
     assert ex.patient_id == "p9"
 

@@ -1,4 +1,5 @@
-"""Parsing FHIR references: literal, absolute, versioned, conditional, logical, contained, urn:uuid."""
+"""Parsing FHIR references: literal, absolute, versioned, conditional, logical, contained and
+urn:uuid."""
 
 from hypothesis import given
 from hypothesis import strategies as st

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from clinicflow.ehr import body_aad, sync_folder
-from clinicflow.security.audit import verify_chain
+from clinicflow.security.audit_verify import verify_chain
 from clinicflow.security.phi import Keyring, PhiCipher
 from clinicflow.store.audit import audit_log
 from clinicflow.store.engine import Event
@@ -94,7 +94,11 @@ def test_each_batch_writes_one_audit_row_naming_its_resources(db, cipher, clock)
 def test_bodies_decrypt_only_on_their_own_row(db, cipher, clock):
     sync_folder(db, cipher, clock, SAMPLE)
     with db.transaction() as s:
-        row = s.execute(select(FhirResource).where(FhirResource.resource_type == "Patient")).scalars().first()
+        row = (
+            s.execute(select(FhirResource).where(FhirResource.resource_type == "Patient"))
+            .scalars()
+            .first()
+        )
         body = json.loads(cipher.decrypt(row.body, body_aad("Patient", row.fhir_id)))
     assert body["id"] == row.fhir_id
     with pytest.raises(Exception, match="integrity"):
@@ -123,7 +127,9 @@ def test_a_bad_line_is_reported_with_file_and_line_and_the_rest_is_stored(
     assert set(reasons) == {"Patient.ndjson:2", "Patient.ndjson:3", "Patient.ndjson:4"}
     assert "not valid JSON" in reasons["Patient.ndjson:2"]
     assert "not a valid FHIR id" in reasons["Patient.ndjson:3"]
-    assert reasons["Patient.ndjson:4"].startswith("Appointment/a1: `start` has a time but no time zone")
+    assert reasons["Patient.ndjson:4"].startswith(
+        "Appointment/a1: `start` has a time but no time zone"
+    )
     assert report.created == 2
 
 
@@ -132,14 +138,24 @@ def test_a_bundle_resolves_urn_uuid_references_and_names_bad_entries(db, cipher,
         "resourceType": "Bundle",
         "type": "transaction",
         "entry": [
-            {"fullUrl": "urn:uuid:0b7b2f30-0000-4000-8000-000000000001",
-             "resource": {"resourceType": "Patient"}, "request": {"method": "POST", "url": "Patient"}},
-            {"fullUrl": "urn:uuid:0b7b2f30-0000-4000-8000-000000000002",
-             "resource": {"resourceType": "Appointment", "status": "booked",
-                          "start": "2026-11-24T15:00:00Z", "end": "2026-11-24T15:20:00Z",
-                          "participant": [{"actor": {
-                              "reference": "urn:uuid:0b7b2f30-0000-4000-8000-000000000001"}}]},
-             "request": {"method": "POST", "url": "Appointment"}},
+            {
+                "fullUrl": "urn:uuid:0b7b2f30-0000-4000-8000-000000000001",
+                "resource": {"resourceType": "Patient"},
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "fullUrl": "urn:uuid:0b7b2f30-0000-4000-8000-000000000002",
+                "resource": {
+                    "resourceType": "Appointment",
+                    "status": "booked",
+                    "start": "2026-11-24T15:00:00Z",
+                    "end": "2026-11-24T15:20:00Z",
+                    "participant": [
+                        {"actor": {"reference": "urn:uuid:0b7b2f30-0000-4000-8000-000000000001"}}
+                    ],
+                },
+                "request": {"method": "POST", "url": "Appointment"},
+            },
             {"resource": {"resourceType": "Slot", "id": "s1"}},
         ],
     }

@@ -86,8 +86,8 @@ EXPRESSIONS = st.sampled_from(
 )
 ZONES = st.sampled_from(["America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "UTC"])
 # hypothesis takes naive bounds and attaches the zone itself.
-FIRST = datetime(2026, 1, 1)  # noqa: DTZ001
-LAST = datetime(2027, 1, 1)  # noqa: DTZ001
+FIRST = datetime(2026, 1, 1)  # noqa: DTZ001  (hypothesis wants naive bounds)
+LAST = datetime(2027, 1, 1)  # noqa: DTZ001  (hypothesis wants naive bounds)
 INSTANTS = st.datetimes(min_value=FIRST, max_value=LAST, timezones=st.just(UTC))
 
 

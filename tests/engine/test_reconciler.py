@@ -57,7 +57,7 @@ ASK = Automation(name="ask", summary="", trigger=Manual(), run=_ask, owner="nurs
 class CannotTell(SandboxMessageHandler):
     """A provider whose API cannot say whether a message went out."""
 
-    def reconcile(self, call: EffectCall, env: HandlerEnv) -> Delivery:  # noqa: ARG002
+    def reconcile(self, call: EffectCall, env: HandlerEnv) -> Delivery:  # noqa: ARG002  (handler protocol)
         return Delivery.UNKNOWN
 
 

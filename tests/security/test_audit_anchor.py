@@ -16,9 +16,9 @@ from clinicflow.security.audit import (
     is_anchor_due,
     read_anchors,
     record_access,
-    verify_chain,
     write_head_anchor,
 )
+from clinicflow.security.audit_verify import verify_chain
 from clinicflow.store import Database
 
 

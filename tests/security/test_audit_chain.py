@@ -15,14 +15,11 @@ import sqlalchemy as sa
 from clinicflow.clock import FakeClock
 from clinicflow.security.audit import (
     Actor,
-    BreakKind,
-    VerifyResult,
     read_anchors,
     record_access,
-    verify_chain,
-    verify_database,
     write_head_anchor,
 )
+from clinicflow.security.audit_verify import BreakKind, VerifyResult, verify_chain, verify_database
 from clinicflow.store import Database
 from clinicflow.store.audit import audit_log, compute_row_hash, drop_append_only_ddl
 

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 
 from clinicflow.clock import FakeClock
 from clinicflow.errors import InputError
-from clinicflow.security.audit import Actor, ActorKind, record_access, verify_chain
+from clinicflow.security.audit import Actor, ActorKind, record_access
+from clinicflow.security.audit_verify import verify_chain
 from clinicflow.store import Database
 from clinicflow.store.audit import (
     append_only_ddl,

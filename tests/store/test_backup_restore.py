@@ -21,9 +21,9 @@ from clinicflow.security.audit import (
     anchor_dir_for,
     read_anchors,
     record_access,
-    verify_chain,
     write_head_anchor,
 )
+from clinicflow.security.audit_verify import verify_chain
 from clinicflow.security.backup import read_manifest, restore_backup, write_backup
 from clinicflow.security.phi import Keyring, PhiCipher, keyring_from_settings, load_keyring
 from clinicflow.security.registry import (

@@ -23,7 +23,9 @@ def test_upgrade_from_empty_reaches_head_and_matches_the_models(empty_url):
     upgrade(engine)
     assert current_revision(engine) == head_revision(engine)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), metadata
+        )
     engine.dispose()
     assert diff == []
 
@@ -53,7 +55,7 @@ def test_the_migrated_audit_log_refuses_updates_and_deletes(empty_url):
         )
         conn.commit()
         for statement in ("UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"):
-            with pytest.raises(Exception, match="append-only|audit"):
+            with pytest.raises(Exception, match=r"append-only|audit"):
                 conn.execute(text(statement))
             conn.rollback()
     engine.dispose()

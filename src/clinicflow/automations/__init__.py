@@ -1,1 +1,2 @@
-"""Automations that ship with clinicflow; each registers through the clinicflow.automations entry point."""
+"""Automations that ship with clinicflow; each registers through the `clinicflow.automations` entry
+point."""

@@ -10,9 +10,9 @@ from clinicflow.cli.runtime import Runtime
 from clinicflow.security.audit import (
     anchor_dir_for,
     read_anchors,
-    verify_database,
     write_head_anchor,
 )
+from clinicflow.security.audit_verify import verify_database
 
 app = typer.Typer(help="Check the tamper-evident audit log.", no_args_is_help=True)
 

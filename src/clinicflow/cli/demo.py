@@ -9,16 +9,14 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
-import uvicorn
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from clinicflow.cli.runtime import Runtime
+from clinicflow.cli.serve import run_web
 from clinicflow.ehr import count_items, sync_folder
 from clinicflow.engine import Schedule, run_now
 from clinicflow.engine.worker import build_runtime
 from clinicflow.store.schema import create_schema
-from clinicflow.synth import write_practice
-from clinicflow.web import create_app
 
 PRACTICE_DIR = "synthetic-practice"
 
@@ -40,12 +38,16 @@ def demo(
     if (practice / "Patient.ndjson").exists():
         say(f"reusing the synthetic practice in {practice}")
     else:
+        from clinicflow.synth import write_practice  # only needed the first time
+
         today = rt.clock.now().astimezone(ZoneInfo(rt.settings.timezone)).date()
         counts = write_practice(
             practice, seed=seed, patients=patients, anchor_on=today, timezone=rt.settings.timezone
         )
-        say(f"generated a practice of {patients:,} patients for {today}: "
-            f"{sum(counts.values()):,} FHIR resources")
+        say(
+            f"generated a practice of {patients:,} patients for {today}: "
+            f"{sum(counts.values()):,} FHIR resources"
+        )
     _sync(rt, practice)
     engine = build_runtime(rt.settings, db=rt.db, cipher=rt.cipher, clock=rt.clock)
     for automation in engine.registry.automations():
@@ -58,8 +60,7 @@ def demo(
     say(f"\n[bold]clinicflow demo is ready: http://{host}:{port}[/]")
     say("CLI: .venv/bin/clinicflow status | automations list | outbox list | audit verify")
     try:
-        app = create_app(rt.settings, db=rt.db, clock=rt.clock)
-        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+        run_web(rt, host, port)
     finally:
         if helper is not None:
             helper.terminate()
@@ -69,7 +70,10 @@ def demo(
 def _sync(rt: Runtime, folder: Path) -> None:
     total = count_items(folder)
     with Progress(
-        TextColumn("[bold]sync"), BarColumn(), MofNCompleteColumn(), console=rt.console,
+        TextColumn("[bold]sync"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=rt.console,
         transient=True,
     ) as progress:
         task = progress.add_task("sync", total=total)
@@ -85,4 +89,4 @@ def _sync(rt: Runtime, folder: Path) -> None:
 def _start_worker() -> subprocess.Popen[bytes]:
     """A `clinicflow worker` beside the web app, so events and schedules are acted on."""
     exe = Path(sys.executable).parent / "clinicflow"
-    return subprocess.Popen([str(exe), "worker"], stdout=subprocess.DEVNULL)  # noqa: S603
+    return subprocess.Popen([str(exe), "worker"], stdout=subprocess.DEVNULL)  # noqa: S603  (our own script, no shell)

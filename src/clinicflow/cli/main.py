@@ -1,20 +1,19 @@
-"""The `clinicflow` command: thin faces over the services; errors as one line a person can act on."""
+"""The `clinicflow` command: a thin face over the services; each error is one line to act on."""
 
 from __future__ import annotations
 
+import logging
 import os
+import secrets
 import sys
 import traceback
 from pathlib import Path
 from typing import Annotated
 
-import logging
-import secrets
-
 import click
 import typer
-from sqlalchemy.exc import OperationalError, ProgrammingError
 from rich.console import Console
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from clinicflow.cli import audit, backup, db, demo, engine, phi, serve, status, sync
 from clinicflow.cli.synth import synth
@@ -58,7 +57,7 @@ def global_options(
 
 
 def main() -> None:
-    """Entry point: run the command; print a ClinicflowError's message, a traceback only with --debug."""
+    """Run the command; print a ClinicflowError's message, and a traceback only with --debug."""
     debug = "--debug" in sys.argv
     err = Console(stderr=True)
     try:
@@ -72,7 +71,9 @@ def main() -> None:
         if debug:
             traceback.print_exc()
         if _is_missing_table(exc):
-            err.print("[bold red]error:[/] the database is not set up: run `clinicflow db upgrade`.")
+            err.print(
+                "[bold red]error:[/] the database is not set up: run `clinicflow db upgrade`."
+            )
         else:
             _report_unexpected(err, exc)
         sys.exit(2)
@@ -101,8 +102,10 @@ def _report_unexpected(err: Console, exc: Exception) -> None:
     logging.getLogger(__name__).error(
         "unexpected error", exc_info=exc, extra={"ref": ref, "error_type": type(exc).__name__}
     )
-    err.print(f"[bold red]error:[/] something went wrong on our side (ref {ref}); "
-              "run again with --debug for details.")
+    err.print(
+        f"[bold red]error:[/] something went wrong on our side (ref {ref}); "
+        "run again with --debug for details."
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from clinicflow.cli.runtime import Runtime
+from clinicflow.ehr.writeback import count_local_changes
 from clinicflow.store.summary import summarize
 
 
@@ -18,6 +19,7 @@ def status(
     rt = Runtime.load()
     with rt.db.transaction() as session:
         summary = summarize(session)
+        local_changes = count_local_changes(session)
     if json_output:
         rt.out(summary)
         return
@@ -33,5 +35,9 @@ def status(
     for state, n in summary["runs"].items():
         table.add_row(f"runs · {state}", str(n))
     rt.console.print(table)
+    if local_changes:
+        rt.console.print(
+            f"{local_changes} change(s) made by automations are kept locally (no EHR connected)."
+        )
     for key, value in rt.settings.describe().items():
         rt.console.print(f"{key}: {value}", highlight=False)

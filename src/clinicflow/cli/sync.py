@@ -23,7 +23,7 @@ def folder(
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
     batch_size: Annotated[int, typer.Option(help="Resources per transaction")] = 2000,
 ) -> None:
-    """Ingest a folder as Synthea and Bulk Data exports write it; exit 1 if any resource was rejected."""
+    """Ingest a folder as Synthea and Bulk Data exports write it; exit 1 if any was rejected."""
     rt = Runtime.load()
     total = count_items(directory)
     with Progress(

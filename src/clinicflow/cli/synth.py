@@ -87,8 +87,7 @@ def synth(
 ) -> None:
     """Write a deterministic synthetic practice (patients, schedules, visits, messages)."""
     console = Console(stderr=True)
-    # Settings fills its fields from env and TOML, which mypy cannot see without pydantic's plugin.
-    zone_name = timezone or Settings().timezone  # type: ignore[call-arg, unused-ignore]
+    zone_name = timezone or Settings().timezone
     anchor_on = _anchor(anchor_date, _zone(zone_name))
     clock = SystemClock()
     started = clock.monotonic()

@@ -26,6 +26,8 @@ TIMEZONE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/timezone"
 IDENTIFIER_INDEXED = frozenset({"Patient", "Practitioner", "Organization", "Location"})
 
 Resource = Mapping[str, Any]
+# JSON parsers hand us dicts; `isinstance(x, dict)` is several times cheaper than an ABC check
+# on the bulk-sync path, so element checks below test for dict rather than Mapping.
 
 
 @dataclass(slots=True)
@@ -47,7 +49,7 @@ class _Refs:
 
     def parse(self, reference: Any, expected_type: str | None = None) -> Ref | None:
         """Parse one Reference element (None when it is absent or not followable)."""
-        if not isinstance(reference, Mapping):
+        if not isinstance(reference, dict):
             return None
         return parse_reference(reference, expected_type=expected_type, contained=self.contained)
 
@@ -76,10 +78,10 @@ def _first_code(concepts: Any) -> str | None:
     """The first coding's code of a CodeableConcept or a list of them (else its text)."""
     if isinstance(concepts, list):
         concepts = concepts[0] if concepts else None
-    if not isinstance(concepts, Mapping):
+    if not isinstance(concepts, dict):
         return None
     for coding in concepts.get("coding") or ():
-        if isinstance(coding, Mapping) and coding.get("code"):
+        if isinstance(coding, dict) and coding.get("code"):
             return str(coding["code"])[:64]
     text = concepts.get("text")
     return str(text)[:64] if text else None
@@ -94,7 +96,7 @@ def _require(resource: Resource, name: str) -> Any:
 
 def _extension(resource: Resource, url: str) -> Any:
     for ext in resource.get("extension") or ():
-        if isinstance(ext, Mapping) and ext.get("url") == url:
+        if isinstance(ext, dict) and ext.get("url") == url:
             return ext.get("valueCode") or ext.get("valueString")
     return None
 
@@ -102,13 +104,13 @@ def _extension(resource: Resource, url: str) -> Any:
 def _identifier_lookups(resource: Resource) -> list[tuple[str, str]]:
     found = []
     for ident in resource.get("identifier") or ():
-        if isinstance(ident, Mapping) and ident.get("value"):
+        if isinstance(ident, dict) and ident.get("value"):
             found.append(("identifier", f"{ident.get('system', '')}|{ident['value']}"))
     return found
 
 
 def _language(resource: Resource) -> str | None:
-    entries = [c for c in resource.get("communication") or () if isinstance(c, Mapping)]
+    entries = [c for c in resource.get("communication") or () if isinstance(c, dict)]
     preferred = [c for c in entries if c.get("preferred")] or entries
     for entry in preferred:
         code = _first_code(entry.get("language"))
@@ -134,7 +136,7 @@ def _preferred_channel(telecoms: list[Mapping[str, Any]]) -> str | None:
 
 def _patient(resource: Resource, refs: _Refs) -> Extracted:
     fhir_id = resource["id"]
-    telecoms = [t for t in resource.get("telecom") or () if isinstance(t, Mapping)]
+    telecoms = [t for t in resource.get("telecom") or () if isinstance(t, dict)]
     lookups = _identifier_lookups(resource)
     for telecom in telecoms:
         if telecom.get("system") in ("phone", "sms") and telecom.get("value"):
@@ -142,7 +144,7 @@ def _patient(resource: Resource, refs: _Refs) -> Extracted:
         elif telecom.get("system") == "email" and telecom.get("value"):
             lookups.append(("email", str(telecom["value"])))
     for name in resource.get("name") or ():
-        if isinstance(name, Mapping) and name.get("family"):
+        if isinstance(name, dict) and name.get("family"):
             given = " ".join(name.get("given") or ())
             lookups.append(("name", f"{given} {name['family']}"))
             lookups.append(("family", str(name["family"])))
@@ -196,7 +198,7 @@ def _appointment(resource: Resource, refs: _Refs) -> Extracted:
         "slot_id": refs.id_of((resource.get("slot") or [None])[0], "Slot", "slot_id"),
     }
     for index, participant in enumerate(participants):
-        if not isinstance(participant, Mapping):
+        if not isinstance(participant, dict):
             raise InputError(f"`participant[{index}]` is not an object")
         ref = refs.parse(participant.get("actor"))
         column = _PARTICIPANT_COLUMNS.get(ref.resource_type or "") if ref is not None else None
@@ -204,7 +206,8 @@ def _appointment(resource: Resource, refs: _Refs) -> Extracted:
             row[column] = refs.resolved_id(ref, ref.resource_type or "", column)  # type: ignore[union-attr]
             if column == "patient_id":
                 row["patient_status"] = participant.get("status")
-    period = (resource.get("requestedPeriod") or [{}])[0]
+    periods = resource.get("requestedPeriod")
+    period = periods[0] if isinstance(periods, list) and periods else {}
     row["requested_start_on"] = parse_date(period.get("start"), "requestedPeriod.start")
     row["requested_end_on"] = parse_date(period.get("end"), "requestedPeriod.end")
     return Extracted(row, row["patient_id"])
@@ -276,13 +279,15 @@ def _encounter(resource: Resource, refs: _Refs) -> Extracted:
     klass = _require(resource, "class")
     practitioner = None
     for participant in resource.get("participant") or ():
-        if isinstance(participant, Mapping) and practitioner is None:
-            practitioner = refs.id_of(participant.get("individual"), "Practitioner", "practitioner_id")
+        if isinstance(participant, dict) and practitioner is None:
+            practitioner = refs.id_of(
+                participant.get("individual"), "Practitioner", "practitioner_id"
+            )
     location = (resource.get("location") or [{}])[0] or {}
     row = {
         "fhir_id": resource["id"],
         "status": _require(resource, "status"),
-        "class_code": klass.get("code") if isinstance(klass, Mapping) else None,
+        "class_code": klass.get("code") if isinstance(klass, dict) else None,
         "patient_id": refs.id_of(resource.get("subject"), "Patient", "patient_id"),
         "practitioner_id": practitioner,
         "location_id": refs.id_of(location.get("location"), "Location", "location_id"),
@@ -295,9 +300,15 @@ def _encounter(resource: Resource, refs: _Refs) -> Extracted:
 def _practitioner_role(resource: Resource, refs: _Refs) -> Extracted:
     row = {
         "fhir_id": resource["id"],
-        "practitioner_id": refs.id_of(resource.get("practitioner"), "Practitioner", "practitioner_id"),
-        "organization_id": refs.id_of(resource.get("organization"), "Organization", "organization_id"),
-        "location_id": refs.id_of((resource.get("location") or [None])[0], "Location", "location_id"),
+        "practitioner_id": refs.id_of(
+            resource.get("practitioner"), "Practitioner", "practitioner_id"
+        ),
+        "organization_id": refs.id_of(
+            resource.get("organization"), "Organization", "organization_id"
+        ),
+        "location_id": refs.id_of(
+            (resource.get("location") or [None])[0], "Location", "location_id"
+        ),
         "specialty_code": _first_code(resource.get("specialty")),
         "active": resource.get("active", True) is not False,
     }
@@ -350,7 +361,7 @@ _COMPARTMENT_ELEMENTS = ("subject", "patient", "beneficiary")
 def _compartment(resource: Resource, refs: _Refs) -> str | None:
     for element in _COMPARTMENT_ELEMENTS:
         value = resource.get(element)
-        if isinstance(value, Mapping) and refs.type_of(value) == "Patient":
+        if isinstance(value, dict) and refs.type_of(value) == "Patient":
             found = refs.id_of(value, "Patient", "_compartment")
             if found:
                 return found
@@ -374,7 +385,7 @@ def extract(resource: Resource) -> Extracted:
 def last_updated_of(resource: Resource) -> datetime | None:
     """`meta.lastUpdated` as an aware UTC instant, if present."""
     meta = resource.get("meta")
-    if not isinstance(meta, Mapping):
+    if not isinstance(meta, dict):
         return None
     return parse_instant(meta.get("lastUpdated"), "meta.lastUpdated")
 
@@ -382,5 +393,5 @@ def last_updated_of(resource: Resource) -> datetime | None:
 def version_of(resource: Resource) -> str | None:
     """`meta.versionId`, if present."""
     meta = resource.get("meta")
-    value = meta.get("versionId") if isinstance(meta, Mapping) else None
+    value = meta.get("versionId") if isinstance(meta, dict) else None
     return str(value)[:64] if value is not None else None

@@ -10,8 +10,9 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from io import BufferedIOBase
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
@@ -44,7 +45,7 @@ def data_files(root: Path) -> list[Path]:
     )
 
 
-def _open(path: Path) -> IO[bytes]:
+def _open(path: Path) -> BufferedIOBase:
     return gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")
 
 
@@ -69,7 +70,7 @@ def read_json(path: Path, label: str) -> Iterator[FolderItem]:
         except orjson.JSONDecodeError as exc:
             yield FolderItem(label, None, f"not valid JSON ({exc})")
             return
-    if isinstance(document, Mapping) and document.get("resourceType") == "Bundle":
+    if isinstance(document, dict) and document.get("resourceType") == "Bundle":
         yield from bundle_items(document, label)
     else:
         yield FolderItem(label, document)
@@ -77,12 +78,12 @@ def read_json(path: Path, label: str) -> Iterator[FolderItem]:
 
 def bundle_items(bundle: Mapping[str, Any], label: str) -> Iterator[FolderItem]:
     """Each resource in a Bundle; `urn:uuid:` references are rewritten to `Type/id`."""
-    entries = [e for e in bundle.get("entry") or () if isinstance(e, Mapping)]
+    entries = [e for e in bundle.get("entry") or () if isinstance(e, dict)]
     mapping = bundle_urn_map(entries)
     for number, entry in enumerate(bundle.get("entry") or (), start=1):
         where = f"{label} entry {number}"
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if not isinstance(resource, Mapping):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
             yield FolderItem(where, None, "entry has no resource")
             continue
         method = (entry.get("request") or {}).get("method")

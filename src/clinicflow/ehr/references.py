@@ -10,6 +10,7 @@ meaningful inside the Bundle that carries it.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -69,7 +70,7 @@ def parse_reference(
         return _parse_reference_text(text, reference.get("type") or expected_type, contained)
     identifier = reference.get("identifier")
     ref_type = reference.get("type") or expected_type
-    if isinstance(identifier, Mapping) and ref_type and identifier.get("value"):
+    if isinstance(identifier, dict) and ref_type and identifier.get("value"):
         return IdentifierRef(ref_type, str(identifier.get("system", "")), str(identifier["value"]))
     return None
 
@@ -77,11 +78,9 @@ def parse_reference(
 def _parse_reference_text(
     text: str, ref_type: str | None, contained: Mapping[str, Mapping[str, Any]] | None
 ) -> Ref | None:
-    # Fast path for the common relative form `Type/id` (most references in a bulk sync).
-    head, slash, tail = text.partition("/")
-    if slash and head[:1].isupper() and head.isalpha() and tail and "/" not in tail:
-        if "?" not in text and _ID.match(tail):
-            return LiteralRef(head, tail)
+    literal = _relative_literal(text)
+    if literal is not None:
+        return literal
     if text.startswith("#"):
         inner = (contained or {}).get(text[1:])
         return ContainedRef(text[1:], inner.get("resourceType") if inner else ref_type)
@@ -99,11 +98,21 @@ def _parse_reference_text(
     return None
 
 
+@lru_cache(maxsize=65_536)
+def _relative_literal(text: str) -> LiteralRef | None:
+    """`Type/id` written relative: the common case on the bulk-sync path, so parsed once per text."""
+    head, slash, tail = text.partition("/")
+    if slash and head[:1].isupper() and head.isalpha() and "/" not in tail and "?" not in tail:
+        if _ID.match(tail):
+            return LiteralRef(head, tail)
+    return None
+
+
 def contained_by_id(resource: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """The resource's contained resources, by their local id."""
     found: dict[str, Mapping[str, Any]] = {}
     for inner in resource.get("contained") or ():
-        if isinstance(inner, Mapping) and isinstance(inner.get("id"), str):
+        if isinstance(inner, dict) and isinstance(inner.get("id"), str):
             found[inner["id"]] = inner
     return found
 
@@ -118,7 +127,7 @@ def bundle_urn_map(entries: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     for entry in entries:
         full_url = entry.get("fullUrl")
         resource = entry.get("resource")
-        if not (isinstance(full_url, str) and isinstance(resource, Mapping)):
+        if not (isinstance(full_url, str) and isinstance(resource, dict)):
             continue
         rtype = resource.get("resourceType")
         if full_url.startswith("urn:uuid:") and isinstance(rtype, str):

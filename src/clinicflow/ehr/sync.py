@@ -7,7 +7,7 @@ from pathlib import Path
 
 from clinicflow.clock import Clock
 from clinicflow.ehr.folder import data_files, read_folder
-from clinicflow.ehr.ingest import IngestReport, Ingestor
+from clinicflow.ehr.ingest import Ingestor, IngestReport
 from clinicflow.security.audit import Actor
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store import Database

@@ -23,7 +23,11 @@ from clinicflow.store import Database
 
 # Modules that register handlers on import. Named, not imported, because they sit above the engine
 # (a channel implements the engine's protocol), so the engine must not import them directly.
-BUILTIN_HANDLER_MODULES = ("clinicflow.engine.builtin", "clinicflow.channels.sandbox")
+BUILTIN_HANDLER_MODULES = (
+    "clinicflow.engine.builtin",
+    "clinicflow.channels.sandbox",
+    "clinicflow.ehr.writeback",
+)
 
 
 @dataclass(frozen=True, slots=True)

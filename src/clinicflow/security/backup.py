@@ -27,12 +27,11 @@ from clinicflow.clock import Clock
 from clinicflow.errors import InputError, SecurityError, StoreError
 from clinicflow.security.audit import (
     Actor,
-    VerifyResult,
     anchor_dir_for,
     read_anchors,
     record_access,
-    verify_chain,
 )
+from clinicflow.security.audit_verify import VerifyResult, verify_chain
 from clinicflow.security.phi import PhiCipher, keyring_from_settings
 from clinicflow.security.registry import encrypted_columns
 from clinicflow.settings import Settings

@@ -21,7 +21,7 @@ NAMING_CONVENTION = {
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """An instant stored as UTC; SQLite hands back naive values, so we re-attach UTC on the way out."""
+    """An instant stored as UTC; SQLite hands back naive values, so reading re-attaches UTC."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -35,14 +35,17 @@ class UTCDateTime(TypeDecorator[datetime]):
         # SQLite compares datetimes as text: store them without an offset so ordering is right.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+    def process_result_value(
+        self,
+        value: Any,
+        dialect: Dialect,  # noqa: ARG002  (TypeDecorator override; every dialect reads the same)
+    ) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)  # type: ignore[no-any-return]
+        instant: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if instant.tzinfo is None:
+            return instant.replace(tzinfo=UTC)
+        return instant.astimezone(UTC)
 
 
 class Base(DeclarativeBase):

@@ -50,9 +50,19 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     if sqlite:
         for index, column in enumerate(columns):
             kind = table.c[column].type
-            if isinstance(kind, UTCDateTime | DateTime):
-                by_column[index] = [_sqlite_instant(v) for v in by_column[index]]
-            elif isinstance(kind, Date):
-                by_column[index] = [_sqlite_date(v) for v in by_column[index]]
+            convert = (
+                _sqlite_instant
+                if isinstance(kind, UTCDateTime | DateTime)
+                else _sqlite_date
+                if isinstance(kind, Date)
+                else None
+            )
+            if convert is not None:
+                # Instants repeat (a batch's `now`, shared slot times): convert each value once.
+                seen: dict[Any, Any] = {}
+                by_column[index] = [
+                    seen[v] if v in seen else seen.setdefault(v, convert(v))
+                    for v in by_column[index]
+                ]
     params = list(zip(*by_column, strict=True))
     conn.exec_driver_sql(sql, params)

@@ -48,14 +48,15 @@ class FhirResource(Base):
     # The patient compartment this resource belongs to, so "everything about Patient/x" is a query.
     patient_id: Mapped[str | None] = mapped_column(String(FHIR_ID))
     source: Mapped[str] = mapped_column(String(16))  # folder | fhir | bulk | local
-    # True when clinicflow changed this resource and no EHR has accepted the change (no EHR connected).
+    # True when clinicflow changed this resource and no EHR has accepted the change
+    # (no EHR connected).
     local_change: Mapped[bool] = mapped_column(Boolean, default=False)
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class LookupIndex(Base):
-    """Blind index: keyed hashes of phones, emails, names and identifiers, pointing at a resource."""
+    """Blind index: keyed hashes of phones, emails, names and identifiers, each to a resource."""
 
     __tablename__ = "lookup_index"
     __table_args__ = (
@@ -179,7 +180,6 @@ class Appointment(Base):
         Index("ix_appointments_status_start", "status", "start_at"),
         Index("ix_appointments_practitioner_start", "practitioner_id", "start_at"),
         Index("ix_appointments_patient", "patient_id"),
-        Index("ix_appointments_start", "start_at"),
     )
 
     fhir_id: Mapped[str] = mapped_column(String(FHIR_ID), primary_key=True)

@@ -49,9 +49,7 @@ def visit_starts_between(
     return [(str(pid), start) for pid, start in session.execute(query) if start is not None]
 
 
-def practitioner_names(
-    session: Session, cipher: PhiCipher, ids: Iterable[str]
-) -> dict[str, str]:
+def practitioner_names(session: Session, cipher: PhiCipher, ids: Iterable[str]) -> dict[str, str]:
     """Display names ("Dr. Ana Ortiz") of practitioners, from their stored resources."""
     wanted = list(set(ids))
     if not wanted:

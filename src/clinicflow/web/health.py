@@ -63,7 +63,8 @@ def readyz(state: State) -> Response:
 
 
 class ReplicaCollector(Collector):
-    """Gauges read from the database at scrape time: resources, events, work items, effects, runs."""
+    """Gauges read from the database at scrape time: resources, events, work items, effects and
+    runs."""
 
     def __init__(self, state: AppState) -> None:
         self.state = state
@@ -78,7 +79,9 @@ class ReplicaCollector(Collector):
             resources.add_metric([rtype], n)
         yield resources
         yield GaugeMetricFamily(
-            "clinicflow_events_pending", "Events not yet dispatched", value=summary["events"]["pending"]
+            "clinicflow_events_pending",
+            "Events not yet dispatched",
+            value=summary["events"]["pending"],
         )
         yield GaugeMetricFamily(
             "clinicflow_work_items_open", "Open work items", value=summary["work_items"]["open"]

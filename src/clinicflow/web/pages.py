@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from clinicflow.ehr.writeback import count_local_changes
 from clinicflow.engine import all_switches, list_runs
 from clinicflow.web.health import State
 
@@ -31,6 +32,7 @@ def automations_page(request: Request, state: State) -> HTMLResponse:
     with state.db.transaction() as session:
         switches = all_switches(session)
         runs = list_runs(session, limit=50)
+        local_changes = count_local_changes(session)
     automations = []
     for line in state.registry.listing():
         switch = switches.get(line.name)
@@ -54,5 +56,6 @@ def automations_page(request: Request, state: State) -> HTMLResponse:
             "runs": runs,
             "settings": state.settings.describe(),
             "zone": state.settings.timezone,
+            "local_changes": local_changes,
         },
     )

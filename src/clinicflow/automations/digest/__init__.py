@@ -22,7 +22,7 @@ NAME = "daily-digest"
 
 
 def run(ctx: RunContext) -> None:
-    """Count tomorrow's slots and visits per provider session; one work item per flagged provider."""
+    """Count tomorrow's slots and visits per provider session; a work item per flagged provider."""
     tomorrow = ctx.now.astimezone(ctx.zone).date() + timedelta(days=1)
     day_start = datetime.combine(tomorrow, time(0), tzinfo=ctx.zone)
     day_end = datetime.combine(tomorrow + timedelta(days=1), time(0), tzinfo=ctx.zone)

@@ -72,7 +72,7 @@ def _session_of(start_at: datetime, zone: ZoneInfo) -> tuple[date, Half]:
 def session_loads(
     slots: Iterable[SlotTime], visits: Iterable[Visit], day_on: date, zone: ZoneInfo
 ) -> list[SessionLoad]:
-    """Slots and booked visits per provider and half day on `day_on`, sorted by provider and half."""
+    """Slots and booked visits per provider and half day on `day_on`, by provider, then half."""
     counts: dict[tuple[str, Half], list[int]] = defaultdict(lambda: [0, 0])
     for slot in slots:
         slot_day, half = _session_of(slot.start_at, zone)

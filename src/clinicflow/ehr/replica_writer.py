@@ -1,0 +1,341 @@
+"""Write prepared FHIR resources into the replica inside the caller's transaction.
+
+One batch: decide new / changed / unchanged (newer `meta.lastUpdated` wins, else a keyed content
+hash), write encrypted bodies, replace typed rows, blind-index rows and pending references, record
+the events the change raises (outbox) and one audit row naming the resources written.
+Used by folder and FHIR sync (source folder / fhir / bulk) and by local write-back (source local).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from clinicflow.ehr.changes import event_payload, events_for
+from clinicflow.ehr.extract import Extracted, extract, last_updated_of, version_of
+from clinicflow.engine.events import record_event
+from clinicflow.errors import InputError
+from clinicflow.security.audit import Actor, record_access
+from clinicflow.security.phi import PhiCipher
+from clinicflow.store.bulk import bulk_insert
+from clinicflow.store.replica import (
+    TYPED_TABLES,
+    FhirResource,
+    LookupIndex,
+    PendingReference,
+)
+
+RESOURCES: Table = FhirResource.__table__  # type: ignore[assignment]
+LOOKUPS: Table = LookupIndex.__table__  # type: ignore[assignment]
+PENDING: Table = PendingReference.__table__  # type: ignore[assignment]
+_CHUNK = 500  # ids per IN (...) clause, well under SQLite's and PostgreSQL's parameter limits
+
+
+def body_aad(resource_type: str, fhir_id: str) -> bytes:
+    """The associated data binding an encrypted body to its row."""
+    return f"{resource_type}/{fhir_id}".encode()
+
+
+@dataclass(slots=True)
+class PreparedResource:
+    """A checked resource with everything the replica stores about it, ready to write."""
+
+    resource_type: str
+    fhir_id: str
+    canonical: bytes
+    content_hash: str
+    last_updated: datetime | None
+    version_id: str | None
+    extracted: Extracted
+
+
+def prepare_resource(resource: Mapping[str, Any], cipher: PhiCipher) -> PreparedResource:
+    """Extract, serialise canonically and hash one resource (already through `check_resource`)."""
+    rtype, rid = resource["resourceType"], resource["id"]
+    try:
+        extracted = extract(resource)
+        last_updated = last_updated_of(resource)
+    except InputError as exc:
+        raise InputError(f"{rtype}/{rid}: {exc.message}") from exc
+    canonical = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+    digest = hmac.new(cipher.ring.index_key, canonical, hashlib.sha256).hexdigest()[:32]
+    return PreparedResource(
+        rtype, rid, canonical, digest, last_updated, version_of(resource), extracted
+    )
+
+
+def is_newer(incoming: PreparedResource, stored_hash: str, stored_updated: datetime | None) -> bool:
+    """Whether `incoming` should replace what is stored (see module docstring)."""
+    if incoming.last_updated is not None and stored_updated is not None:
+        return incoming.last_updated > stored_updated
+    return incoming.content_hash != stored_hash
+
+
+@dataclass
+class BatchResult:
+    """What one batch wrote."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    events: int = 0
+    by_type: Counter[str] = field(default_factory=Counter)
+
+
+def write_resources(
+    session: Session,
+    cipher: PhiCipher,
+    items: list[PreparedResource],
+    *,
+    now: datetime,
+    source: str,
+    actor: Actor,
+    action: str = "sync",
+) -> BatchResult:
+    """Upsert `items` in the caller's transaction; `source == "local"` marks them local changes."""
+    result = BatchResult()
+    stored = _stored_state(session, items)
+    old_rows = _old_typed_rows(
+        session, [i for i in items if (i.resource_type, i.fhir_id) in stored]
+    )
+    new_items: list[PreparedResource] = []
+    changed: list[PreparedResource] = []
+    for item in items:
+        state = stored.get((item.resource_type, item.fhir_id))
+        if state is None:
+            new_items.append(item)
+        elif is_newer(item, *state):
+            changed.append(item)
+        else:
+            result.unchanged += 1
+    if not new_items and not changed:
+        return result
+    written = new_items + changed
+    _write_bodies(session, cipher, new_items, changed, now=now, source=source)
+    _replace_derived_rows(session, cipher, written, changed)
+    result.events = _record_events(session, written, old_rows, now)
+    result.created, result.updated = len(new_items), len(changed)
+    result.by_type.update(i.resource_type for i in written)
+    record_access(
+        session,
+        actor,
+        action,
+        [f"{i.resource_type}/{i.fhir_id}" for i in written],
+        at=now,
+        detail={"source": source, "created": len(new_items), "updated": len(changed)},
+    )
+    return result
+
+
+def _write_bodies(
+    session: Session,
+    cipher: PhiCipher,
+    new_items: list[PreparedResource],
+    changed: list[PreparedResource],
+    *,
+    now: datetime,
+    source: str,
+) -> None:
+    encrypt = cipher.encrypt
+    rows = [
+        {
+            "resource_type": i.resource_type,
+            "fhir_id": i.fhir_id,
+            "version_id": i.version_id,
+            "last_updated": i.last_updated,
+            "content_hash": i.content_hash,
+            "body": encrypt(i.canonical, body_aad(i.resource_type, i.fhir_id)),
+            "patient_id": i.extracted.patient_id,
+            "source": source,
+            "local_change": source == "local",
+            "ingested_at": now,
+            "updated_at": now,
+        }
+        for i in new_items + changed
+    ]
+    bulk_insert(session, RESOURCES, rows[: len(new_items)])
+    updates = rows[len(new_items) :]
+    if updates:
+        # Bind names carry a b_ prefix: SQLAlchemy reserves plain column names in executemany.
+        keys = ("resource_type", "fhir_id")
+        columns = [c for c in updates[0] if c != "ingested_at"]
+        session.execute(
+            update(RESOURCES)
+            .where(*(RESOURCES.c[k] == bindparam(f"b_{k}") for k in keys))
+            .values({c: bindparam(f"b_{c}") for c in columns if c not in keys}),
+            [{f"b_{c}": row[c] for c in columns} for row in updates],
+        )
+
+
+def _chunks(values: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _ids_by_type(items: Iterable[PreparedResource]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for item in items:
+        grouped[item.resource_type].append(item.fhir_id)
+    return grouped
+
+
+def _stored_state(
+    session: Session, items: list[PreparedResource]
+) -> dict[tuple[str, str], tuple[str, datetime | None]]:
+    """(content hash, lastUpdated) of each item already in the replica."""
+    found: dict[tuple[str, str], tuple[str, datetime | None]] = {}
+    for rtype, ids in _ids_by_type(items).items():
+        for chunk in _chunks(ids):
+            query = select(
+                RESOURCES.c.fhir_id, RESOURCES.c.content_hash, RESOURCES.c.last_updated
+            ).where(RESOURCES.c.resource_type == rtype, RESOURCES.c.fhir_id.in_(chunk))
+            for fhir_id, content_hash, last_updated in session.execute(query):
+                found[(rtype, fhir_id)] = (content_hash, last_updated)
+    return found
+
+
+def _typed_table(resource_type: str) -> Table | None:
+    model = TYPED_TABLES.get(resource_type)
+    return model.__table__ if model is not None else None  # type: ignore[return-value]
+
+
+def _old_typed_rows(
+    session: Session, items: list[PreparedResource]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Typed rows as stored before this batch, for the types whose changes raise events."""
+    old: dict[tuple[str, str], dict[str, Any]] = {}
+    for rtype, ids in _ids_by_type(items).items():
+        table = _typed_table(rtype)
+        if table is None or rtype not in ("Appointment", "Communication"):
+            continue
+        for chunk in _chunks(ids):
+            for row in session.execute(select(table).where(table.c.fhir_id.in_(chunk))):
+                old[(rtype, row.fhir_id)] = dict(row._mapping)
+    return old
+
+
+def _replace_derived_rows(
+    session: Session,
+    cipher: PhiCipher,
+    items: list[PreparedResource],
+    changed: list[PreparedResource],
+) -> None:
+    """Typed rows, blind-index rows and pending references: delete the old, insert the new."""
+    for rtype, ids in _ids_by_type(changed).items():
+        table = _typed_table(rtype)
+        for chunk in _chunks(ids):
+            if table is not None:
+                session.execute(delete(table).where(table.c.fhir_id.in_(chunk)))
+            for derived in (LOOKUPS, PENDING):
+                session.execute(
+                    delete(derived).where(
+                        derived.c.resource_type == rtype, derived.c.fhir_id.in_(chunk)
+                    )
+                )
+    typed: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    lookups: list[dict[str, Any]] = []
+    pending: list[dict[str, Any]] = []
+    for item in items:
+        ex = item.extracted
+        if ex.row is not None:
+            typed[item.resource_type].append(ex.row)
+        for kind, value in ex.lookups:
+            lookups.append(
+                {
+                    "kind": kind,
+                    "digest": cipher.blind_index(kind, value),
+                    "resource_type": item.resource_type,
+                    "fhir_id": item.fhir_id,
+                }
+            )
+        for column, ref in ex.pending:
+            pending.append(
+                {
+                    "resource_type": item.resource_type,
+                    "fhir_id": item.fhir_id,
+                    "column": column,
+                    "target_type": ref.resource_type,
+                    "digest": cipher.blind_index("identifier", ref.lookup_value),
+                }
+            )
+    for rtype, rows in typed.items():
+        table = _typed_table(rtype)
+        if table is not None:
+            bulk_insert(session, table, rows)
+    bulk_insert(session, LOOKUPS, lookups)
+    bulk_insert(session, PENDING, pending)
+
+
+def _record_events(
+    session: Session,
+    items: list[PreparedResource],
+    old_rows: Mapping[tuple[str, str], Mapping[str, Any]],
+    now: datetime,
+) -> int:
+    count = 0
+    for item in items:
+        new_row = item.extracted.row
+        if new_row is None:
+            continue
+        old = old_rows.get((item.resource_type, item.fhir_id))
+        for event_type in events_for(item.resource_type, old, new_row, now):
+            record_event(
+                session,
+                event_type=event_type,
+                resource_type=item.resource_type,
+                resource_id=item.fhir_id,
+                at=now,
+                payload=event_payload(new_row, old),
+            )
+            count += 1
+    return count
+
+
+def resolve_pending_references(session: Session) -> int:
+    """Fill typed reference columns whose conditional reference can now be found; return how many."""
+    query = select(
+        PENDING.c.id,
+        PENDING.c.resource_type,
+        PENDING.c.fhir_id,
+        PENDING.c.column,
+        LOOKUPS.c.fhir_id.label("target_id"),
+    ).join(
+        LOOKUPS,
+        (LOOKUPS.c.kind == "identifier")
+        & (LOOKUPS.c.digest == PENDING.c.digest)
+        & (LOOKUPS.c.resource_type == PENDING.c.target_type),
+    )
+    updates: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    done: list[int] = []
+    for row in session.execute(query):
+        updates[(row.resource_type, row.column)].append(
+            {"b_id": row.fhir_id, "b_target": row.target_id}
+        )
+        done.append(row.id)
+    for (rtype, column), params in updates.items():
+        table = _typed_table(rtype)
+        if table is None or column not in table.c:
+            continue
+        session.execute(
+            update(table)
+            .where(table.c.fhir_id == bindparam("b_id"))
+            .values({column: bindparam("b_target")}),
+            params,
+        )
+    for start in range(0, len(done), _CHUNK):
+        session.execute(delete(PENDING).where(PENDING.c.id.in_(done[start : start + _CHUNK])))
+    return len(done)
+
+
+def count_pending_references(session: Session) -> int:
+    """Conditional references whose target is not (yet) in the replica."""
+    return int(session.execute(select(func.count()).select_from(PENDING)).scalar_one())

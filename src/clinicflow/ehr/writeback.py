@@ -1,0 +1,167 @@
+"""Write-back of automation outcomes (confirmations, cancellations, new resources).
+
+With no EHR connected (the embedded default) a write-back applies to the replica and the resource
+is marked `local_change` with source `local`: visible on the status page and in `status`, so
+nobody mistakes it for something the EHR has accepted. The change itself is a pure function.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from clinicflow.ehr.replica_writer import body_aad, prepare_resource, write_resources
+from clinicflow.ehr.validate import check_resource
+from clinicflow.engine import Delivery, EffectCall, HandlerEnv, register_effect_handler
+from clinicflow.errors import EngineError, InputError
+from clinicflow.security.audit import Actor
+from clinicflow.store.replica import FhirResource
+
+EHR_WRITE_BACK = "ehr.write_back"
+CANCELATION_REASONS = "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason"
+
+
+class Change(StrEnum):
+    """What a write-back does."""
+
+    SET_STATUS = "set-status"  # Appointment.status (cancelled with a reason, noshow, ...)
+    CONFIRM = "confirm"  # the patient participant accepts (FHIR: participant.status accepted)
+    CREATE = "create"  # a new Communication, Task or DocumentReference
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBack:
+    """One change to a resource, as recorded in an effect's payload."""
+
+    change: Change
+    resource_type: str
+    fhir_id: str
+    status: str | None = None
+    reason_code: str | None = None
+    resource: Mapping[str, Any] | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        """Plain data for the effect ledger (encrypted there: it may hold PHI)."""
+        return {
+            "change": str(self.change),
+            "resource_type": self.resource_type,
+            "fhir_id": self.fhir_id,
+            "status": self.status,
+            "reason_code": self.reason_code,
+            "resource": dict(self.resource) if self.resource is not None else None,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> WriteBack:
+        """Read a payload written by `to_payload`."""
+        return cls(
+            change=Change(payload["change"]),
+            resource_type=str(payload["resource_type"]),
+            fhir_id=str(payload["fhir_id"]),
+            status=payload.get("status"),
+            reason_code=payload.get("reason_code"),
+            resource=payload.get("resource"),
+        )
+
+
+def apply_change(current: Mapping[str, Any] | None, change: WriteBack, now: datetime) -> dict[str, Any]:
+    """The resource after `change`, with `meta.lastUpdated` = now (pure; raises InputError)."""
+    if change.change is Change.CREATE:
+        if current is not None:
+            raise InputError(f"{change.resource_type}/{change.fhir_id} already exists")
+        if change.resource is None:
+            raise InputError("a create needs the resource to create")
+        updated = copy.deepcopy(dict(change.resource))
+        updated.setdefault("resourceType", change.resource_type)
+        updated.setdefault("id", change.fhir_id)
+    else:
+        if current is None:
+            raise InputError(f"{change.resource_type}/{change.fhir_id} is not in the replica")
+        updated = copy.deepcopy(dict(current))
+        if change.change is Change.SET_STATUS:
+            if not change.status:
+                raise InputError("set-status needs a status")
+            updated["status"] = change.status
+            if change.status == "cancelled" and change.reason_code:
+                updated["cancelationReason"] = {
+                    "coding": [{"system": CANCELATION_REASONS, "code": change.reason_code}]
+                }
+        else:
+            patients = [
+                p
+                for p in updated.get("participant") or []
+                if str((p.get("actor") or {}).get("reference", "")).startswith("Patient/")
+            ]
+            if not patients:
+                raise InputError(f"{change.resource_type}/{change.fhir_id} has no patient participant")
+            patients[0]["status"] = "accepted"
+    meta = dict(updated.get("meta") or {})
+    meta["lastUpdated"] = now.isoformat()
+    updated["meta"] = meta
+    check_resource(updated)
+    return updated
+
+
+class LocalWriteBackHandler:
+    """Applies write-backs to the replica when no EHR is connected; marks them `local`."""
+
+    reaches_patient = False
+    transactional = True
+
+    def execute(self, call: EffectCall, env: HandlerEnv) -> Mapping[str, object]:
+        """Apply the change in the transaction that marks the effect done."""
+        if env.settings.fhir_base_url:
+            raise EngineError(
+                "An EHR is configured but this version writes back only to the local replica; "
+                "unset CLINICFLOW_FHIR_BASE_URL or upgrade clinicflow.",
+                code="ehr.write_back_unavailable",
+                retryable=False,
+            )
+        change = WriteBack.from_payload(call.payload)
+        current = load_resource(env, change.resource_type, change.fhir_id)
+        now = env.clock.now()
+        updated = apply_change(current, change, now)
+        result = write_resources(
+            env.session,
+            env.cipher,
+            [prepare_resource(updated, env.cipher)],
+            now=now,
+            source="local",
+            actor=Actor.automation(call.automation),
+            action="write",
+        )
+        return {"applied": "local", "events": result.events}
+
+    def reconcile(self, call: EffectCall, env: HandlerEnv) -> Delivery:  # noqa: ARG002  (protocol)
+        """Never asked: a transactional effect that is not done did not happen."""
+        return Delivery.NOT_DELIVERED
+
+
+def load_resource(env: HandlerEnv, resource_type: str, fhir_id: str) -> dict[str, Any] | None:
+    """The stored resource, decrypted (the caller audits the write that follows)."""
+    body = env.session.execute(
+        select(FhirResource.body).where(
+            FhirResource.resource_type == resource_type, FhirResource.fhir_id == fhir_id
+        )
+    ).scalar_one_or_none()
+    if body is None:
+        return None
+    loaded: dict[str, Any] = json.loads(env.cipher.decrypt(body, body_aad(resource_type, fhir_id)))
+    return loaded
+
+
+def count_local_changes(session: Session) -> int:
+    """Resources changed by clinicflow that no EHR has accepted (embedded mode)."""
+    query = select(func.count()).select_from(FhirResource).where(FhirResource.local_change.is_(True))
+    return int(session.execute(query).scalar_one())
+
+
+register_effect_handler(EHR_WRITE_BACK, LocalWriteBackHandler())
