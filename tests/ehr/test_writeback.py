@@ -9,8 +9,22 @@ import pytest
 from sqlalchemy import select
 
 from clinicflow.ehr import body_aad, sync_folder
-from clinicflow.ehr.writeback import EHR_WRITE_BACK, Change, WriteBack, apply_change, count_local_changes
-from clinicflow.engine import Automation, EngineRuntime, Manual, Registry, RunContext, ehr_write_key, run_now
+from clinicflow.ehr.writeback import (
+    EHR_WRITE_BACK,
+    Change,
+    WriteBack,
+    apply_change,
+    count_local_changes,
+)
+from clinicflow.engine import (
+    Automation,
+    EngineRuntime,
+    Manual,
+    Registry,
+    RunContext,
+    ehr_write_key,
+    run_now,
+)
 from clinicflow.errors import InputError
 from clinicflow.security.phi import Keyring, PhiCipher
 from clinicflow.settings import Settings
@@ -39,7 +53,9 @@ def test_confirming_sets_the_patient_participant_to_accepted(clock):
 
 
 def test_cancelling_records_the_reason(clock):
-    change = WriteBack(Change.SET_STATUS, "Appointment", "a1", status="cancelled", reason_code="pat")
+    change = WriteBack(
+        Change.SET_STATUS, "Appointment", "a1", status="cancelled", reason_code="pat"
+    )
     updated = apply_change(APPT, change, clock.now())
     assert updated["status"] == "cancelled"
     assert updated["cancelationReason"]["coding"][0]["code"] == "pat"
@@ -51,7 +67,9 @@ def test_a_change_to_a_resource_the_replica_lacks_is_refused(clock):
 
 
 def _cancel_run(ctx: RunContext) -> None:
-    change = WriteBack(Change.SET_STATUS, "Appointment", "a1", status="cancelled", reason_code="pat")
+    change = WriteBack(
+        Change.SET_STATUS, "Appointment", "a1", status="cancelled", reason_code="pat"
+    )
     ctx.effects.record(
         EHR_WRITE_BACK,
         key=ehr_write_key("test-cancel", "Appointment/a1", "cancel"),
@@ -61,7 +79,10 @@ def _cancel_run(ctx: RunContext) -> None:
 
 
 CANCEL = Automation(
-    name="test-cancel", summary="Cancel one visit (tests)", trigger=Manual(), run=_cancel_run,
+    name="test-cancel",
+    summary="Cancel one visit (tests)",
+    trigger=Manual(),
+    run=_cancel_run,
     owner="front-desk",
 )
 
@@ -73,7 +94,10 @@ def test_without_an_ehr_a_write_back_changes_the_replica_and_is_marked_local(db,
     (tmp_path / "a.ndjson").write_text(json.dumps(appt) + "\n")
     sync_folder(db, cipher, clock, tmp_path / "a.ndjson")
     rt = EngineRuntime.build(
-        db=db, settings=Settings(data_dir=tmp_path), clock=clock, cipher=cipher,
+        db=db,
+        settings=Settings(data_dir=tmp_path),
+        clock=clock,
+        cipher=cipher,
         registry=Registry([CANCEL]),
     )
     outcome = run_now(rt, "test-cancel", requested_by="test")
@@ -87,7 +111,11 @@ def test_without_an_ehr_a_write_back_changes_the_replica_and_is_marked_local(db,
         events = s.execute(select(Event.type).order_by(Event.id)).scalars().all()
         assert events == ["appointment.booked", "appointment.cancelled"]
         last = s.execute(select(audit_log).order_by(audit_log.c.seq.desc()).limit(1)).one()
-        assert (last.actor, last.action, last.resources) == ("test-cancel", "write", ["Appointment/a1"])
+        assert (last.actor, last.action, last.resources) == (
+            "test-cancel",
+            "write",
+            ["Appointment/a1"],
+        )
         assert count_local_changes(s) == 1
     again = run_now(rt, "test-cancel", requested_by="test")
     assert again.effects == {}  # same key: the change is never applied twice

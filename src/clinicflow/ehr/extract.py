@@ -6,7 +6,7 @@ app-3) and raises InputError naming the field; everything else stays in the stor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -119,7 +119,7 @@ def _language(resource: Resource) -> str | None:
     return None
 
 
-def _preferred_channel(telecoms: list[Mapping[str, Any]]) -> str | None:
+def _preferred_channel(telecoms: Sequence[Mapping[str, Any]]) -> str | None:
     """sms, email or phone, from the contact point with the lowest `rank` (FHIR: 1 = preferred)."""
     ranked = sorted(
         (t for t in telecoms if t.get("value") and t.get("system") in ("phone", "sms", "email")),
@@ -201,9 +201,11 @@ def _appointment(resource: Resource, refs: _Refs) -> Extracted:
         if not isinstance(participant, dict):
             raise InputError(f"`participant[{index}]` is not an object")
         ref = refs.parse(participant.get("actor"))
-        column = _PARTICIPANT_COLUMNS.get(ref.resource_type or "") if ref is not None else None
+        if ref is None or ref.resource_type is None:
+            continue
+        column = _PARTICIPANT_COLUMNS.get(ref.resource_type)
         if column and row[column] is None:
-            row[column] = refs.resolved_id(ref, ref.resource_type or "", column)  # type: ignore[union-attr]
+            row[column] = refs.resolved_id(ref, ref.resource_type, column)
             if column == "patient_id":
                 row["patient_status"] = participant.get("status")
     periods = resource.get("requestedPeriod")
@@ -315,12 +317,12 @@ def _practitioner_role(resource: Resource, refs: _Refs) -> Extracted:
     return Extracted(row, None)
 
 
-def _practitioner(resource: Resource, refs: _Refs) -> Extracted:
+def _practitioner(resource: Resource, refs: _Refs) -> Extracted:  # noqa: ARG001  (uniform)
     row = {"fhir_id": resource["id"], "active": resource.get("active", True) is not False}
     return Extracted(row, None)
 
 
-def _organization(resource: Resource, refs: _Refs) -> Extracted:
+def _organization(resource: Resource, refs: _Refs) -> Extracted:  # noqa: ARG001  (uniform)
     row = {
         "fhir_id": resource["id"],
         "type_code": _first_code(resource.get("type")),
@@ -369,7 +371,7 @@ def _compartment(resource: Resource, refs: _Refs) -> str | None:
 
 
 def extract(resource: Resource) -> Extracted:
-    """Typed row, compartment, lookups and unresolved references of one (already checked) resource."""
+    """Typed row, compartment, lookups and unresolved references of a checked resource."""
     refs = _Refs(resource)
     extractor = _EXTRACTORS.get(resource["resourceType"])
     if extractor is None:

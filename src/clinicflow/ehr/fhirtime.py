@@ -11,7 +11,7 @@ _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
 
 def parse_instant(value: object, field: str) -> datetime | None:
-    """A FHIR dateTime/instant as aware UTC; a bare date is its UTC midnight; a naive time is refused.
+    """A FHIR dateTime/instant as aware UTC; a bare date is UTC midnight; a naive time is refused.
 
     FHIR R4 (datatypes §2.24.0.1): "If hours and minutes are specified, a time zone SHALL be
     populated", so a time without an offset is an error rather than a guess.

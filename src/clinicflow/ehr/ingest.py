@@ -93,7 +93,7 @@ class Ingestor:
             self.flush()
 
     def reject(self, where: str, reason: str) -> None:
-        """Record a rejection found before the resource reached `add` (bad JSON, unreadable file)."""
+        """Record a rejection found before `add` (bad JSON, an unreadable file)."""
         self.report.rejected.append(Rejection(where, reason))
 
     def flush(self) -> None:

@@ -10,9 +10,9 @@ meaningful inside the Bundle that carries it.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -92,20 +92,18 @@ def _parse_reference_text(
             system, value = token.split("|", 1)
             return IdentifierRef(conditional["type"], unquote(system), unquote(value))
         return None
-    literal = _LITERAL.search(text)
-    if literal:
-        return LiteralRef(literal["type"], literal["id"])
+    found = _LITERAL.search(text)
+    if found:
+        return LiteralRef(found["type"], found["id"])
     return None
 
 
 @lru_cache(maxsize=65_536)
 def _relative_literal(text: str) -> LiteralRef | None:
-    """`Type/id` written relative: the common case on the bulk-sync path, so parsed once per text."""
+    """`Type/id` written relative: the common case when syncing, so each text is parsed once."""
     head, slash, tail = text.partition("/")
-    if slash and head[:1].isupper() and head.isalpha() and "/" not in tail and "?" not in tail:
-        if _ID.match(tail):
-            return LiteralRef(head, tail)
-    return None
+    simple = slash and head[:1].isupper() and head.isalpha() and "/" not in tail and "?" not in tail
+    return LiteralRef(head, tail) if simple and _ID.match(tail) else None
 
 
 def contained_by_id(resource: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

@@ -34,6 +34,7 @@ from clinicflow.store.replica import (
     PendingReference,
 )
 
+# Declarative models expose `__table__` as a FromClause; these are Tables (Core statements below).
 RESOURCES: Table = FhirResource.__table__  # type: ignore[assignment]
 LOOKUPS: Table = LookupIndex.__table__  # type: ignore[assignment]
 PENDING: Table = PendingReference.__table__  # type: ignore[assignment]
@@ -205,7 +206,7 @@ def _stored_state(
 
 def _typed_table(resource_type: str) -> Table | None:
     model = TYPED_TABLES.get(resource_type)
-    return model.__table__ if model is not None else None  # type: ignore[return-value]
+    return model.__table__ if model is not None else None  # type: ignore[return-value]  # a Table
 
 
 def _old_typed_rows(
@@ -301,7 +302,7 @@ def _record_events(
 
 
 def resolve_pending_references(session: Session) -> int:
-    """Fill typed reference columns whose conditional reference can now be found; return how many."""
+    """Fill typed columns whose conditional reference can now be resolved; return how many."""
     query = select(
         PENDING.c.id,
         PENDING.c.resource_type,

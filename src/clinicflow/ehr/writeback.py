@@ -72,7 +72,9 @@ class WriteBack:
         )
 
 
-def apply_change(current: Mapping[str, Any] | None, change: WriteBack, now: datetime) -> dict[str, Any]:
+def apply_change(
+    current: Mapping[str, Any] | None, change: WriteBack, now: datetime
+) -> dict[str, Any]:
     """The resource after `change`, with `meta.lastUpdated` = now (pure; raises InputError)."""
     if change.change is Change.CREATE:
         if current is not None:
@@ -101,7 +103,9 @@ def apply_change(current: Mapping[str, Any] | None, change: WriteBack, now: date
                 if str((p.get("actor") or {}).get("reference", "")).startswith("Patient/")
             ]
             if not patients:
-                raise InputError(f"{change.resource_type}/{change.fhir_id} has no patient participant")
+                raise InputError(
+                    f"{change.resource_type}/{change.fhir_id} has no patient participant"
+                )
             patients[0]["status"] = "accepted"
     meta = dict(updated.get("meta") or {})
     meta["lastUpdated"] = now.isoformat()
@@ -160,7 +164,9 @@ def load_resource(env: HandlerEnv, resource_type: str, fhir_id: str) -> dict[str
 
 def count_local_changes(session: Session) -> int:
     """Resources changed by clinicflow that no EHR has accepted (embedded mode)."""
-    query = select(func.count()).select_from(FhirResource).where(FhirResource.local_change.is_(True))
+    query = (
+        select(func.count()).select_from(FhirResource).where(FhirResource.local_change.is_(True))
+    )
     return int(session.execute(query).scalar_one())
 
 

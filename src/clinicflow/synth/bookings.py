@@ -2,6 +2,7 @@
 
 Besides the random fill, today and tomorrow get two things the demo needs: families booked
 back to back (several reminders to one phone) and patients with two visits on the same day.
+Empty sessions get no bookings at all, and overbooked ones are filled first, then squeezed into.
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
 
+from clinicflow.synth.anomalies import (
+    SQUEEZE_IN_KINDS,
+    Anomalies,
+    session_minutes,
+    squeeze_in_starts,
+)
 from clinicflow.synth.attendance import future_utilization, lead_days, visit_kind
 from clinicflow.synth.history import cancel_reason
 from clinicflow.synth.identifiers import new_id
@@ -21,6 +28,9 @@ from clinicflow.synth.timeline import AS_OF_MINUTE, LocalDay, is_clinic_day
 from clinicflow.synth.visits import PatientPicker, Visit
 
 FUTURE_CANCELLED_SHARE = 0.03
+# Rounds of patient draws for a place in an overbooked session before giving up on it; small
+# panels run out of patients who are free that day, and the session must be full to overbook.
+OVERBOOK_PICK_ROUNDS = 8
 # Gap between a patient's two visits on one day, so they can walk from one clinic to the other.
 SAME_DAY_GAP_MINUTES = 15
 
@@ -44,13 +54,19 @@ class _Book:
     days: Mapping[int, LocalDay]
     slot_ids: Mapping[SlotKey, str]
     picker: PatientPicker
+    anomalies: Anomalies
     taken: set[SlotKey] = field(default_factory=set)
     visits: list[Visit] = field(default_factory=list)
 
-    def free_minutes(self, clinician: int, day: int) -> list[int]:
-        """Start minutes of the clinician's slots on `day` that nobody holds yet."""
+    def bookable_minutes(self, clinician: int, day: int) -> list[int]:
+        """Start minutes of the clinician's slots on `day`, leaving out sessions that stay empty."""
         grid = self.grids[clinician][self.days[day].on.weekday()]
-        return [m for m in grid if (clinician, day, m) not in self.taken]
+        return [m for m in grid if not self.anomalies.is_empty(clinician, day, m)]
+
+    def free_minutes(self, clinician: int, day: int) -> list[int]:
+        """Start minutes of the clinician's bookable slots on `day` that nobody holds yet."""
+        bookable = self.bookable_minutes(clinician, day)
+        return [m for m in bookable if (clinician, day, m) not in self.taken]
 
     def booked_at_s(self, day: int, lead: int) -> int:
         """When a visit `day` days ahead was booked, `lead` days before it (never after "now")."""
@@ -74,6 +90,49 @@ class _Book:
                 created_s, created_s, None, self.slot_ids[key],
             )
         )  # fmt: skip
+
+    def squeeze_in(self, clinician: int, patient: int, day: int, minute: int) -> None:
+        """Book the patient beside the visit at `minute`, without a slot of their own."""
+        rng = self.rng
+        # The front desk books these by phone in office hours, a day or a few before "now".
+        created_s = self.booked_at_s(day, day + 1 + rng.randrange(3))
+        self.picker.mark(patient, day)
+        self.visits.append(
+            Visit(
+                new_id(rng), patient, clinician, day, minute,
+                self.clinicians[clinician].specialty.slot_minutes, rng.choice(SQUEEZE_IN_KINDS),
+                "booked", created_s, created_s, squeezed_in=True,
+            )
+        )  # fmt: skip
+
+
+def _pick_persistently(book: _Book, clinician: int, day: int) -> int | None:
+    """A patient for a place that has to be taken: the picker's usual draws, tried a few times."""
+    for _ in range(OVERBOOK_PICK_ROUNDS):
+        patient = book.picker.pick(book.rng, clinician, day)
+        if patient is not None:
+            return patient
+    return None
+
+
+def _overbook(book: _Book) -> None:
+    """Fill each overbooked session, then squeeze one or two more patients in beside booked ones.
+
+    This runs before the random fill, while the day still has patients free to squeeze in.
+    """
+    for clinician, day, half in sorted(book.anomalies.overbooked):
+        if day < 0:
+            continue
+        for minute in session_minutes(book.free_minutes(clinician, day), half):
+            patient = _pick_persistently(book, clinician, day)
+            if patient is not None:
+                book.book(clinician, patient, day, minute)
+        offered = session_minutes(book.grids[clinician][book.days[day].on.weekday()], half)
+        held = [m for m in offered if (clinician, day, m) in book.taken]
+        for minute in squeeze_in_starts(book.rng, held, offered):
+            patient = _pick_persistently(book, clinician, day)
+            if patient is not None:
+                book.squeeze_in(clinician, patient, day, minute)
 
 
 def _book_family(book: _Book, members: list[Patient], day: int) -> bool:
@@ -175,17 +234,20 @@ def plan_future(
     picker: PatientPicker,
     patients: Sequence[Patient],
     as_of_s: int,
+    anomalies: Anomalies,
 ) -> list[Visit]:
     """Booked visits from the anchor day to the end of the slot window, plus a few cancelled."""
-    book = _Book(rng, clinicians, grids, days, slot_ids, picker)
+    book = _Book(rng, clinicians, grids, days, slot_ids, picker, anomalies)
     for day in (0, 1):
         if is_clinic_day(days[day].on):
             _book_showcases(book, patients, day)
+    _overbook(book)
     for clinician in clinicians:
         for day in range(0, LAST_SLOT_DAY + 1):
             free = book.free_minutes(clinician.index, day)
-            held = len(grids[clinician.index][days[day].on.weekday()]) - len(free)
-            # Showcase bookings count towards the day's utilization, so fill only the rest.
+            held = len(book.bookable_minutes(clinician.index, day)) - len(free)
+            # Showcase and overbooked sessions count towards the day's utilization, so fill
+            # only the rest.
             share = (future_utilization(day) * (held + len(free)) - held) / max(1, len(free))
             for minute in free:
                 if rng.random() < share:

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import random
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
+from clinicflow.synth.anomalies import (
+    SQUEEZE_IN_KINDS,
+    Anomalies,
+    SessionKey,
+    half_of,
+    session_minutes,
+    squeeze_in_starts,
+)
 from clinicflow.synth.attendance import (
     HISTORY_UTILIZATION,
     cancel_probability,
@@ -66,6 +75,49 @@ def past_visit(
     return Visit(*common, status, created_s, updated_s, None, slot_id)
 
 
+def squeezed_in_visit(
+    rng: random.Random,
+    days: Mapping[int, LocalDay],
+    clinician: Clinician,
+    patient: int,
+    age: int,
+    day: int,
+    minute: int,
+) -> Visit:
+    """A patient squeezed into a full past session: booked that day or the day before."""
+    lead = rng.randrange(2)
+    minutes = clinician.specialty.slot_minutes
+    created_s = booked_at_s(rng, days, day, minute, lead)
+    missed = rng.random() < noshow_probability(lead, age)
+    updated_s = days[day].instant_s(minute + minutes) + rng.randrange(10 * 60, 2 * 3600)
+    return Visit(
+        new_id(rng), patient, clinician.index, day, minute, minutes, rng.choice(SQUEEZE_IN_KINDS),
+        "noshow" if missed else "fulfilled", created_s, updated_s, squeezed_in=True,
+    )  # fmt: skip
+
+
+def _squeeze_in(
+    rng: random.Random,
+    clinicians: Sequence[Clinician],
+    grids: Sequence[tuple[tuple[int, ...], ...]],
+    days: Mapping[int, LocalDay],
+    picker: PatientPicker,
+    held: Mapping[SessionKey, list[int]],
+) -> list[Visit]:
+    """Squeezed-in visits in the past overbooked sessions that every slot was booked in."""
+    visits = []
+    for (index, day, half), minutes in sorted(held.items()):
+        offered = session_minutes(grids[index][days[day].on.weekday()], half)
+        for minute in squeeze_in_starts(rng, minutes, offered):
+            patient = picker.pick(rng, index, day)
+            if patient is not None:
+                age = picker.ages[patient]
+                visits.append(
+                    squeezed_in_visit(rng, days, clinicians[index], patient, age, day, minute)
+                )
+    return visits
+
+
 def plan_history(
     rng: random.Random,
     clinicians: Sequence[Clinician],
@@ -73,15 +125,25 @@ def plan_history(
     days: Mapping[int, LocalDay],
     slot_ids: Mapping[SlotKey, str],
     picker: PatientPicker,
+    anomalies: Anomalies,
     history_days: int = HISTORY_DAYS,
 ) -> list[Visit]:
-    """Visits in the `history_days` before the anchor; those in the slot window hold their slot."""
+    """Visits in the `history_days` before the anchor; those in the slot window hold their slot.
+
+    Sessions of the slot window that stay empty get no visits; overbooked ones get every slot
+    booked, then one or two patients squeezed in.
+    """
     visits = []
+    held: dict[SessionKey, list[int]] = defaultdict(list)
     for clinician in clinicians:
         grid = grids[clinician.index]
         for day in range(-history_days, 0):
             for minute in grid[days[day].on.weekday()]:
-                if rng.random() >= HISTORY_UTILIZATION:
+                draw = rng.random()
+                if anomalies.is_empty(clinician.index, day, minute):
+                    continue
+                overbooked = anomalies.is_overbooked(clinician.index, day, minute)
+                if draw >= HISTORY_UTILIZATION and not overbooked:
                     continue
                 patient = picker.pick(rng, clinician.index, day)
                 if patient is None:
@@ -92,4 +154,6 @@ def plan_history(
                         rng, days, clinician, patient, picker.ages[patient], day, minute, slot_id
                     )
                 )
-    return visits
+                if overbooked:
+                    held[(clinician.index, day, half_of(minute))].append(minute)
+    return visits + _squeeze_in(rng, clinicians, grids, days, picker, held)

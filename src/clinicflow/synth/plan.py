@@ -8,6 +8,7 @@ from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from clinicflow.errors import InputError
+from clinicflow.synth.anomalies import plan_anomalies
 from clinicflow.synth.bookings import plan_future
 from clinicflow.synth.coverage import Policy, build_policies
 from clinicflow.synth.history import HISTORY_DAYS, LONGEST_LEAD_DAYS, plan_history
@@ -74,15 +75,17 @@ def plan_practice(
     grids = [weekly_grid(clinician) for clinician in clinicians]
     slots = build_slots(stream(seed, "slots"), clinicians, grids, days)
     slot_ids = {slot.key: slot.id for slot in slots}
+    anomalies = plan_anomalies(stream(seed, "anomalies"), clinicians, grids, days)
     people = build_patients(stream(seed, "patients"), patients, practice, anchor_on, as_of_s)
     policies = build_policies(stream(seed, "coverage"), people, practice.payers, anchor_on)
     picker = PatientPicker(people, practice, anchor_on)
     history = plan_history(
-        stream(seed, "history"), clinicians, grids, days, slot_ids, picker, history_days
+        stream(seed, "history"), clinicians, grids, days, slot_ids, picker, anomalies, history_days
     )
     future = plan_future(
-        stream(seed, "future"), clinicians, grids, days, slot_ids, picker, people, as_of_s
-    )
+        stream(seed, "future"), clinicians, grids, days, slot_ids, picker, people, as_of_s,
+        anomalies,
+    )  # fmt: skip
     visits = history + future
     visits.sort(key=lambda v: (v.day, v.minute, v.clinician, v.id))
     return PracticePlan(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import cache
 
+from clinicflow.synth.anomalies import SQUEEZE_IN_NOTE
 from clinicflow.synth.codes import (
     APPOINTMENT_TYPE,
     APPOINTMENT_TYPES,
@@ -42,7 +43,7 @@ def _accepted(resource_type: str, fhir_id: str) -> dict[str, object]:
 def appointment(
     visit: Visit, patients: Sequence[Patient], practice: Practice, days: Mapping[int, LocalDay]
 ) -> Resource:
-    """A booked, fulfilled, missed or cancelled visit; booked ones name the slot they hold."""
+    """A booked, fulfilled, missed or cancelled visit; those holding a slot name it."""
     clinician = practice.clinicians[visit.clinician]
     day = days[visit.day]
     resource: Resource = {
@@ -65,6 +66,8 @@ def appointment(
     if visit.slot_id:
         resource["slot"] = [ref("Slot", visit.slot_id)]
     resource["created"] = utc_text(visit.created_s)
+    if visit.squeezed_in:
+        resource["comment"] = SQUEEZE_IN_NOTE
     resource["participant"] = [
         _accepted("Patient", patients[visit.patient].id),
         _accepted("Practitioner", clinician.id),

@@ -32,6 +32,8 @@ class Visit:
     updated_s: int
     cancel_reason: str | None = None
     slot_id: str | None = None
+    # Booked on top of a full session without a slot of its own (see anomalies.py).
+    squeezed_in: bool = False
 
 
 def visit_weight(age: int) -> int:

@@ -49,7 +49,6 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_appointments_practitioner_start", ["practitioner_id", "start_at"], unique=False
         )
-        batch_op.create_index("ix_appointments_start", ["start_at"], unique=False)
         batch_op.create_index("ix_appointments_status_start", ["status", "start_at"], unique=False)
 
     op.create_table(
@@ -601,7 +600,6 @@ def downgrade() -> None:
     op.drop_table("audit_log")
     with op.batch_alter_table("appointments", schema=None) as batch_op:
         batch_op.drop_index("ix_appointments_status_start")
-        batch_op.drop_index("ix_appointments_start")
         batch_op.drop_index("ix_appointments_practitioner_start")
         batch_op.drop_index("ix_appointments_patient")
 
