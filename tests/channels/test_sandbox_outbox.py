@@ -19,9 +19,11 @@ from clinicflow.engine import (
     RunId,
     message_key,
 )
+from clinicflow.security.audit import Actor
 from clinicflow.security.phi import Keyring, PhiCipher
 from clinicflow.settings import Settings
 from clinicflow.store import Database
+from clinicflow.store.audit import audit_log
 from clinicflow.store.engine import SandboxMessage
 
 KEY = message_key("reminders", "Appointment/9", "48h")
@@ -52,7 +54,7 @@ def test_a_delivered_message_is_in_the_outbox_encrypted(db: Database, clock: Fak
         result = SandboxMessageHandler().execute(_call(), env)
     with db.transaction() as session:
         row = session.scalars(select(SandboxMessage)).one()
-        [message] = list_outbox(session, cipher)
+        [message] = list_outbox(session, cipher, reader=Actor.user("tester"), now=clock.now())
     assert result == {"outbox_uid": row.uid}
     assert b"rivera" not in row.recipient_enc
     assert b"Tuesday" not in row.body_enc
@@ -84,3 +86,25 @@ def test_a_double_send_shows_as_two_outbox_rows(db: Database, clock: FakeClock) 
         handler.execute(_call(), env)
     with db.transaction() as session:
         assert deliveries_of(session, KEY) == 2
+
+
+def test_sending_and_reading_the_outbox_are_both_in_the_audit_log(
+    db: Database, clock: FakeClock
+) -> None:
+    cipher = PhiCipher(Keyring.generate())
+    with _env(db, cipher, clock) as env:
+        SandboxMessageHandler().execute(_call(), env)
+    with db.transaction() as session:
+        list_outbox(session, cipher, reader=Actor.user("frontdesk1"), now=clock.now())
+    with db.transaction() as session:
+        rows = session.execute(
+            select(
+                audit_log.c.actor_kind, audit_log.c.actor, audit_log.c.action, audit_log.c.resources
+            ).order_by(audit_log.c.seq)
+        ).all()
+    assert [(r.actor_kind, r.actor, r.action) for r in rows] == [
+        ("automation", "reminders", "send"),
+        ("user", "frontdesk1", "read"),
+    ]
+    assert "Patient/1" in rows[0].resources
+    assert "Patient/1" in rows[1].resources

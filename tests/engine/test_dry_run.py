@@ -46,7 +46,7 @@ def test_a_dry_run_sends_and_opens_nothing(make_harness: MakeHarness) -> None:
     assert outcome.effects == {"dry_run": 2}
     assert h.deliveries(KEY) == 0
     with h.db.transaction() as session:
-        assert list_open(session, h.rt.cipher) == []
+        assert list_open(session, h.rt.cipher, reader="test-user", now=h.rt.clock.now()) == []
 
 
 def test_an_automation_switched_to_dry_run_stays_dry_until_switched_back(

@@ -164,7 +164,9 @@ def test_an_effect_that_keeps_failing_gives_up_and_asks_a_person(
     assert failed.error_message == "The SMS provider is busy."
     assert failed.work_item_id is not None
     with h.db.transaction() as session:
-        items = list_open(session, h.rt.cipher, pool="front-desk")
+        items = list_open(
+            session, h.rt.cipher, reader="test-user", now=h.rt.clock.now(), pool="front-desk"
+        )
     assert [item.source_effect_key for item in items] == [failed.key]
     assert "The SMS provider is busy." in items[0].description
     assert items[0].for_ref == "Patient/1"
@@ -192,7 +194,9 @@ def test_work_items_asked_for_by_a_run_are_opened_after_it_commits(
     outcome = h.run("ask")
     assert outcome.effects == {"done": 1}
     with h.db.transaction() as session:
-        items = list_open(session, h.rt.cipher, pool="nurse")
+        items = list_open(
+            session, h.rt.cipher, reader="test-user", now=h.rt.clock.now(), pool="nurse"
+        )
     assert len(items) == 1
     assert items[0].status is WorkItemStatus.REQUESTED
     assert items[0].description == "Call Ms Rivera back about her referral."

@@ -116,7 +116,9 @@ def test_when_nobody_can_tell_the_effect_stays_unknown_and_a_person_is_asked(
     effect = h.effect(KEY)
     assert effect.state == EffectState.UNKNOWN
     with h.db.transaction() as session:
-        [item] = list_open(session, h.rt.cipher, pool="front-desk")
+        [item] = list_open(
+            session, h.rt.cipher, reader="test-user", now=h.rt.clock.now(), pool="front-desk"
+        )
     assert item.priority is Priority.URGENT
     assert item.for_ref == "Patient/1"
     assert "will not be sent again" in item.description
@@ -162,7 +164,14 @@ def test_a_transactional_effect_left_in_flight_is_retried(make_harness: MakeHarn
     assert reconcile(h.rt).effects == [effect_id]
     assert execute_effect(h.rt, effect_id).state is EffectState.DONE
     with h.db.transaction() as session:
-        assert len(list_open(session, h.rt.cipher, pool="nurse")) == 1
+        assert (
+            len(
+                list_open(
+                    session, h.rt.cipher, reader="test-user", now=h.rt.clock.now(), pool="nurse"
+                )
+            )
+            == 1
+        )
 
 
 def test_pending_work_whose_task_was_lost_is_enqueued_again(make_harness: MakeHarness) -> None:

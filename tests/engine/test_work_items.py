@@ -48,7 +48,9 @@ def test_opening_twice_with_one_key_gives_one_work_item(make_harness: MakeHarnes
     assert not second.created
     assert second.id == first.id
     with h.db.transaction() as session:
-        item = get_work_item(session, h.rt.cipher, first.id)
+        item = get_work_item(
+            session, h.rt.cipher, first.id, reader="test-user", now=h.rt.clock.now()
+        )
     assert item.pool == "front-desk"
     assert item.description == "Call J. Rivera"
 
@@ -74,8 +76,10 @@ def test_a_work_item_goes_from_requested_to_completed(make_harness: MakeHarness)
         add_note(session, h.rt.cipher, item_id, author="maria", text="Left a voicemail", now=now)
         resolve_work_item(session, item_id, user="maria", now=now, reason="rebooked")
     with h.db.transaction() as session:
-        item = get_work_item(session, h.rt.cipher, item_id)
-        assert list_open(session, h.rt.cipher) == []
+        item = get_work_item(
+            session, h.rt.cipher, item_id, reader="test-user", now=h.rt.clock.now()
+        )
+        assert list_open(session, h.rt.cipher, reader="test-user", now=h.rt.clock.now()) == []
     assert item.status is WorkItemStatus.COMPLETED
     assert item.owner_user == "maria"
     assert item.status_reason == "rebooked"
@@ -106,8 +110,12 @@ def test_handing_to_another_pool_makes_it_wait_there_unowned(make_harness: MakeH
         claim_work_item(session, item_id, user="maria", now=now)
         hand_to_pool(session, item_id, pool="nurse", actor="maria", now=now)
     with h.db.transaction() as session:
-        nurse = list_open(session, h.rt.cipher, pool="nurse")
-        front = list_open(session, h.rt.cipher, pool="front-desk")
+        nurse = list_open(
+            session, h.rt.cipher, reader="test-user", now=h.rt.clock.now(), pool="nurse"
+        )
+        front = list_open(
+            session, h.rt.cipher, reader="test-user", now=h.rt.clock.now(), pool="front-desk"
+        )
     assert [i.id for i in nurse] == [item_id]
     assert nurse[0].status is WorkItemStatus.REQUESTED
     assert nurse[0].owner_user is None
@@ -137,7 +145,12 @@ def test_open_items_are_listed_most_pressing_first(make_harness: MakeHarness) ->
                 due_at=due,
             )
     with h.db.transaction() as session:
-        listed = [i.key for i in list_open(session, h.rt.cipher, pool="front-desk")]
+        listed = [
+            i.key
+            for i in list_open(
+                session, h.rt.cipher, reader="test-user", now=h.rt.clock.now(), pool="front-desk"
+            )
+        ]
     assert listed == ["b", "d", "c", "a"]
 
 

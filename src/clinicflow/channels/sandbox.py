@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from clinicflow.engine.handlers import EffectCall, HandlerEnv, register_effect_handler
 from clinicflow.engine.payloads import MESSAGE_SEND, OutgoingMessage
 from clinicflow.engine.states import Delivery
+from clinicflow.security.audit import Actor, record_access
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store.engine import SandboxMessage, sandbox_message_aad
 
@@ -58,6 +59,14 @@ class SandboxMessageHandler:
                     ),
                     sent_at=env.clock.now(),
                 )
+            )
+            record_access(
+                session,
+                Actor.automation(call.automation),
+                "send",
+                [message.for_ref] if message.for_ref else [],
+                at=env.clock.now(),
+                detail={"channel": message.channel.value, "outbox_uid": uid},
             )
         return {"outbox_uid": uid}
 
@@ -100,9 +109,16 @@ def deliveries_of(session: Session, effect_key: str) -> int:
     return int(session.scalar(stmt) or 0)
 
 
-def list_outbox(session: Session, cipher: PhiCipher, *, limit: int = 100) -> list[OutboxMessage]:
-    """The newest messages first, decrypted for a person allowed to see them."""
-    rows = session.scalars(select(SandboxMessage).order_by(SandboxMessage.id.desc()).limit(limit))
+def list_outbox(
+    session: Session, cipher: PhiCipher, *, reader: Actor, now: datetime, limit: int = 100
+) -> list[OutboxMessage]:
+    """The newest messages first, decrypted for a person allowed to see them (read audited)."""
+    rows = list(
+        session.scalars(select(SandboxMessage).order_by(SandboxMessage.id.desc()).limit(limit))
+    )
+    refs = [f"SandboxMessage/{row.id}" for row in rows] + [r.for_ref for r in rows if r.for_ref]
+    if rows:
+        record_access(session, reader, "read", refs, at=now)
     return [
         OutboxMessage(
             id=row.id,

@@ -5,6 +5,7 @@ Mounted by `clinicflow.cli.main`; also runnable alone as `python -m clinicflow.c
 
 from __future__ import annotations
 
+import getpass
 import os
 from typing import Annotated
 
@@ -29,6 +30,7 @@ from clinicflow.engine import (
     set_switch,
 )
 from clinicflow.logs import configure_logging
+from clinicflow.security.audit import Actor
 
 automations_app = typer.Typer(help="See automations and switch them on, off or to dry-run.")
 outbox_app = typer.Typer(help="Messages the sandbox channel delivered.")
@@ -198,7 +200,13 @@ def outbox_list(
     """Messages the sandbox channel delivered, newest first (they hold PHI: mind your screen)."""
     rt = Runtime.load()
     with rt.db.transaction() as session:
-        messages = list_outbox(session, rt.cipher, limit=limit)
+        messages = list_outbox(
+            session,
+            rt.cipher,
+            reader=Actor.user(getpass.getuser()),
+            now=rt.clock.now(),
+            limit=limit,
+        )
     if json_out:
         rt.out([m.to_json() for m in messages])
         return

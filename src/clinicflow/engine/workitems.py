@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from clinicflow.engine.states import OPEN_WORK_ITEM_STATUSES, Priority, WorkItemId, WorkItemStatus
 from clinicflow.engine.upsert import insert_returning_id
 from clinicflow.errors import EngineError
+from clinicflow.security.audit import Actor, record_access
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store.engine import (
     WorkItem,
@@ -123,6 +124,7 @@ def open_work_item(
     }
     new_id = insert_returning_id(session, WorkItem, values, ["key"])
     if new_id is not None:
+        _audit(session, actor, "create", new_id, focus, for_ref, now)
         return OpenedWorkItem(WorkItemId(new_id), created=True)
     existing = session.scalar(select(WorkItem.id).where(WorkItem.key == key))
     return OpenedWorkItem(WorkItemId(int(existing or 0)), created=False)
@@ -210,6 +212,21 @@ def add_note(
     )
     item.updated_at = now
     item.updated_by = author
+    _audit(session, author, "update", item.id, item.focus, item.for_ref, now)
+
+
+def _audit(
+    session: Session,
+    actor: str,
+    action: str,
+    item_id: int,
+    focus: str | None,
+    for_ref: str | None,
+    now: datetime,
+) -> None:
+    """Work item texts may hold PHI: every read and write of them is in the audit log."""
+    refs = [f"WorkItem/{item_id}", *(r for r in (focus, for_ref) if r and "/" in r)]
+    record_access(session, Actor.from_label(actor), action, refs, at=now)
 
 
 def _view(cipher: PhiCipher, item: WorkItem, notes: tuple[Note, ...] = ()) -> WorkItemView:
@@ -235,11 +252,14 @@ def _view(cipher: PhiCipher, item: WorkItem, notes: tuple[Note, ...] = ()) -> Wo
     )
 
 
-def get_work_item(session: Session, cipher: PhiCipher, item_id: WorkItemId) -> WorkItemView:
-    """One work item with its notes, decrypted."""
+def get_work_item(
+    session: Session, cipher: PhiCipher, item_id: WorkItemId, *, reader: str, now: datetime
+) -> WorkItemView:
+    """One work item with its notes, decrypted; the read is audited under `reader`."""
     item = session.get(WorkItem, item_id)
     if item is None:
         raise EngineError(f"There is no work item {item_id}.", code="work_item.not_found")
+    _audit(session, reader, "read", item.id, item.focus, item.for_ref, now)
     rows = session.scalars(
         select(WorkItemNote).where(WorkItemNote.work_item_id == item_id).order_by(WorkItemNote.id)
     )
@@ -251,12 +271,23 @@ def get_work_item(session: Session, cipher: PhiCipher, item_id: WorkItemId) -> W
 
 
 def list_open(
-    session: Session, cipher: PhiCipher, *, pool: str | None = None, limit: int = 200
+    session: Session,
+    cipher: PhiCipher,
+    *,
+    reader: str,
+    now: datetime,
+    pool: str | None = None,
+    limit: int = 200,
 ) -> list[WorkItemView]:
-    """Open work items (of one pool, if given), most pressing first: priority, then due time."""
+    """Open work items (of one pool, if given), most pressing first; the read is audited."""
     rank = case(_PRIORITY_RANK, value=WorkItem.priority, else_=9)
     stmt = select(WorkItem).where(WorkItem.status.in_([s.value for s in OPEN_WORK_ITEM_STATUSES]))
     if pool is not None:
         stmt = stmt.where(WorkItem.pool == pool)
     stmt = stmt.order_by(rank, WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.id).limit(limit)
-    return [_view(cipher, item) for item in session.scalars(stmt)]
+    items = list(session.scalars(stmt))
+    if items:
+        refs = [f"WorkItem/{item.id}" for item in items]
+        refs += [r for item in items for r in (item.focus, item.for_ref) if r and "/" in r]
+        record_access(session, Actor.from_label(reader), "read", refs, at=now)
+    return [_view(cipher, item) for item in items]

@@ -88,6 +88,16 @@ class Actor:
         """clinicflow itself: sync, key rotation, backup, restore."""
         return cls(ActorKind.SYSTEM, name)
 
+    @classmethod
+    def from_label(cls, label: str) -> Actor:
+        """An actor from the engine's `automation:NAME` / `system:NAME` labels; else a user."""
+        kind, _, name = label.partition(":")
+        if name and kind == "automation":
+            return cls.automation(name)
+        if name and kind == "system":
+            return cls.system(name)
+        return cls.user(label)
+
 
 def _checked_refs(resources: Sequence[str]) -> list[str]:
     if isinstance(resources, str):
