@@ -233,3 +233,21 @@ def test_no_identifier_is_readable_in_the_sqlite_files(sqlite_db, cipher, clock,
     raw = b"".join(p.read_bytes() for p in db_file.parent.glob(db_file.name + "*"))
     assert len(identifiers) > 30
     assert [i for i in identifiers if i.encode() in raw] == []
+
+
+def test_the_audit_log_finds_a_sync_by_the_patient_whose_data_it_wrote(db, cipher, clock):
+    from clinicflow.store.audit import audit_resource
+
+    sync_folder(db, cipher, clock, SAMPLE)
+    with db.transaction() as s:
+        patient_id = s.execute(select(Encounter.patient_id).limit(1)).scalar_one()
+        seqs = (
+            s.execute(
+                select(audit_resource.c.seq).where(audit_resource.c.ref == f"Patient/{patient_id}")
+            )
+            .scalars()
+            .all()
+        )
+        actions = s.execute(select(audit_log.c.action).where(audit_log.c.seq.in_(seqs))).scalars()
+        assert set(actions) == {"sync"}
+    assert seqs

@@ -133,8 +133,15 @@ def write_resources(
         [f"{i.resource_type}/{i.fhir_id}" for i in written],
         at=now,
         detail={"source": source, "created": len(new_items), "updated": len(changed)},
+        index=_patients_named(written),
     )
     return result
+
+
+def _patients_named(items: Iterable[PreparedResource]) -> list[str]:
+    """The patients whose data a batch touched: what the audit log is searched by."""
+    ids = {i.extracted.patient_id for i in items if i.extracted.patient_id}
+    return sorted(f"Patient/{pid}" for pid in ids if not pid.startswith("#"))
 
 
 def _write_bodies(

@@ -136,8 +136,14 @@ def record_access(
     *,
     at: datetime,
     detail: Mapping[str, Any] | None = None,
+    index: Sequence[str] | None = None,
 ) -> int:
     """Append one audit row in the caller's transaction and return its seq; never commits.
+
+    The row names every resource in `resources` (and its hash covers them). `audit_resource`
+    indexes the row under `index` when given, else under every resource: a bulk sync passes the
+    patients whose data it wrote, so "who touched this patient" stays an index lookup without one
+    index entry per resource on the ingest hot path.
 
     Appending holds a lock until the caller's transaction ends (PostgreSQL advisory lock; SQLite's
     write lock), so call it late in the transaction. It relies on READ COMMITTED on PostgreSQL
@@ -181,10 +187,10 @@ def record_access(
         "row_hash": row_hash,
     }
     conn.execute(_INSERT_ROW, row)
-    if refs:
-        # One executemany (multi-row VALUES on PostgreSQL), no ORM objects: this is on the
-        # bulk-ingest path with thousands of references per row.
-        conn.execute(_INSERT_REFS, [{"ref": ref, "seq": seq} for ref in refs])
+    indexed = refs if index is None else _checked_refs(index)
+    if indexed:
+        # One executemany (multi-row VALUES on PostgreSQL), no ORM objects.
+        conn.execute(_INSERT_REFS, [{"ref": ref, "seq": seq} for ref in indexed])
     return seq
 
 
