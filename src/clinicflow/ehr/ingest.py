@@ -1,8 +1,9 @@
 """Upsert FHIR resources into the replica in batches, collecting rejections as it goes.
 
-Each batch is one transaction written by `replica_writer.write_resources`: encrypted bodies, typed
-rows, blind index, events (outbox) and one audit row. Idempotent: a second ingest of the same data
-changes nothing and raises no events.
+`BatchBuilder` does the CPU work with no database (check, extract, hash, encrypt, newest-wins
+within a batch), so it can run in another process; `Ingestor` writes each batch in one
+transaction through `replica_writer.write_resources`. Idempotent: a second ingest of the same
+data changes nothing and raises no events.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from clinicflow.clock import Clock
 from clinicflow.ehr.replica_writer import (
+    BatchResult,
     PreparedResource,
     count_pending_references,
     is_newer,
@@ -53,9 +55,49 @@ class IngestReport:
         """Resources the replica now holds from this ingest (new, changed or already current)."""
         return self.created + self.updated + self.unchanged
 
+    def add(self, result: BatchResult) -> None:
+        """Count one written batch."""
+        self.created += result.created
+        self.updated += result.updated
+        self.unchanged += result.unchanged
+        self.events += result.events
+        self.by_type.update(result.by_type)
+
+
+class BatchBuilder:
+    """Checks and prepares resources into batches, keeping the newest copy of each within one."""
+
+    def __init__(self, cipher: PhiCipher, batch_size: int) -> None:
+        self.cipher = cipher
+        self.batch_size = batch_size
+        self.rejected: list[Rejection] = []
+        self._batch: dict[tuple[str, str], PreparedResource] = {}
+
+    def add(self, resource: Any, where: str) -> list[PreparedResource] | None:
+        """Prepare one resource; returns a full batch when one is ready, else None."""
+        try:
+            item = prepare_resource(check_resource(resource), self.cipher)
+        except InputError as exc:
+            self.reject(where, str(exc) if not exc.where else exc.message)
+            return None
+        key = (item.resource_type, item.fhir_id)
+        held = self._batch.get(key)
+        if held is None or is_newer(item, held.content_hash, held.last_updated):
+            self._batch[key] = item
+        return self.take() if len(self._batch) >= self.batch_size else None
+
+    def reject(self, where: str, reason: str) -> None:
+        """Record a resource that was not taken (bad JSON, a failed check, an unreadable file)."""
+        self.rejected.append(Rejection(where, reason))
+
+    def take(self) -> list[PreparedResource]:
+        """The batch built so far (possibly empty); the builder starts a new one."""
+        batch, self._batch = list(self._batch.values()), {}
+        return batch
+
 
 class Ingestor:
-    """Buffers resources and writes them in batches; collect rejections, never stop on one."""
+    """Prepares and writes resources in batches; collects rejections, never stops on one."""
 
     def __init__(
         self,
@@ -73,52 +115,40 @@ class Ingestor:
         self.clock = clock
         self.source = source
         self.actor = actor
-        self.batch_size = batch_size
         self.on_batch = on_batch
         self.report = IngestReport()
-        self._batch: dict[tuple[str, str], PreparedResource] = {}
+        self.builder = BatchBuilder(cipher, batch_size)
 
     def add(self, resource: Any, where: str) -> None:
         """Check and buffer one resource; a bad one is recorded as rejected with `where`."""
-        try:
-            item = prepare_resource(check_resource(resource), self.cipher)
-        except InputError as exc:
-            self.reject(where, str(exc) if not exc.where else exc.message)
-            return
-        key = (item.resource_type, item.fhir_id)
-        held = self._batch.get(key)
-        if held is None or is_newer(item, held.content_hash, held.last_updated):
-            self._batch[key] = item
-        if len(self._batch) >= self.batch_size:
-            self.flush()
+        batch = self.builder.add(resource, where)
+        if batch:
+            self.write(batch)
 
     def reject(self, where: str, reason: str) -> None:
         """Record a rejection found before `add` (bad JSON, an unreadable file)."""
-        self.report.rejected.append(Rejection(where, reason))
+        self.builder.reject(where, reason)
 
     def flush(self) -> None:
-        """Write the buffered batch in one transaction."""
-        if not self._batch:
-            return
-        items = list(self._batch.values())
-        self._batch = {}
+        """Write what is buffered."""
+        batch = self.builder.take()
+        if batch:
+            self.write(batch)
+
+    def write(self, batch: list[PreparedResource]) -> None:
+        """Write one prepared batch in one transaction."""
         with self.db.transaction() as session:
             result = write_resources(
                 session,
                 self.cipher,
-                items,
+                batch,
                 now=self.clock.now(),
                 source=self.source,
                 actor=self.actor,
             )
-        report = self.report
-        report.created += result.created
-        report.updated += result.updated
-        report.unchanged += result.unchanged
-        report.events += result.events
-        report.by_type.update(result.by_type)
+        self.report.add(result)
         if self.on_batch is not None:
-            self.on_batch(len(items))
+            self.on_batch(len(batch))
 
     def finish(self) -> IngestReport:
         """Flush, resolve conditional references that can now be resolved, and report."""
@@ -126,4 +156,5 @@ class Ingestor:
         with self.db.transaction() as session:
             resolve_pending_references(session)
             self.report.unresolved_references = count_pending_references(session)
+        self.report.rejected = list(self.builder.rejected)
         return self.report

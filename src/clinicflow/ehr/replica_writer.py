@@ -13,7 +13,7 @@ import hmac
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from clinicflow.ehr.changes import event_payload, events_for
 from clinicflow.ehr.extract import Extracted, extract, last_updated_of, version_of
-from clinicflow.engine.events import record_event
+from clinicflow.engine.events import NewEvent, record_events
 from clinicflow.errors import InputError
 from clinicflow.security.audit import Actor, record_access
 from clinicflow.security.phi import PhiCipher
@@ -52,7 +52,7 @@ class PreparedResource:
 
     resource_type: str
     fhir_id: str
-    canonical: bytes
+    body: bytes  # the canonical JSON, already encrypted and bound to Type/id
     content_hash: str
     last_updated: datetime | None
     version_id: str | None
@@ -60,7 +60,7 @@ class PreparedResource:
 
 
 def prepare_resource(resource: Mapping[str, Any], cipher: PhiCipher) -> PreparedResource:
-    """Extract, serialise canonically and hash one resource (already through `check_resource`)."""
+    """Extract, serialise canonically, hash and encrypt one resource (already checked)."""
     rtype, rid = resource["resourceType"], resource["id"]
     try:
         extracted = extract(resource)
@@ -69,9 +69,8 @@ def prepare_resource(resource: Mapping[str, Any], cipher: PhiCipher) -> Prepared
         raise InputError(f"{rtype}/{rid}: {exc.message}") from exc
     canonical = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
     digest = hmac.new(cipher.ring.index_key, canonical, hashlib.sha256).hexdigest()[:32]
-    return PreparedResource(
-        rtype, rid, canonical, digest, last_updated, version_of(resource), extracted
-    )
+    body = cipher.encrypt(canonical, body_aad(rtype, rid))
+    return PreparedResource(rtype, rid, body, digest, last_updated, version_of(resource), extracted)
 
 
 def is_newer(incoming: PreparedResource, stored_hash: str, stored_updated: datetime | None) -> bool:
@@ -121,7 +120,7 @@ def write_resources(
     if not new_items and not changed:
         return result
     written = new_items + changed
-    _write_bodies(session, cipher, new_items, changed, now=now, source=source)
+    _write_bodies(session, new_items, changed, now=now, source=source)
     _replace_derived_rows(session, cipher, written, changed)
     result.events = _record_events(session, written, old_rows, now)
     result.created, result.updated = len(new_items), len(changed)
@@ -146,14 +145,12 @@ def _patients_named(items: Iterable[PreparedResource]) -> list[str]:
 
 def _write_bodies(
     session: Session,
-    cipher: PhiCipher,
     new_items: list[PreparedResource],
     changed: list[PreparedResource],
     *,
     now: datetime,
     source: str,
 ) -> None:
-    encrypt = cipher.encrypt
     rows = [
         {
             "resource_type": i.resource_type,
@@ -161,7 +158,7 @@ def _write_bodies(
             "version_id": i.version_id,
             "last_updated": i.last_updated,
             "content_hash": i.content_hash,
-            "body": encrypt(i.canonical, body_aad(i.resource_type, i.fhir_id)),
+            "body": i.body,
             "patient_id": i.extracted.patient_id,
             "source": source,
             "local_change": source == "local",
@@ -199,16 +196,33 @@ def _ids_by_type(items: Iterable[PreparedResource]) -> dict[str, list[str]]:
 def _stored_state(
     session: Session, items: list[PreparedResource]
 ) -> dict[tuple[str, str], tuple[str, datetime | None]]:
-    """(content hash, lastUpdated) of each item already in the replica."""
+    """(content hash, lastUpdated) of each item already in the replica.
+
+    Asked through the driver: SQLAlchemy's expanding IN costs more than the lookup itself here.
+    """
+    conn = session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    marker = "?" if sqlite else "%s"
     found: dict[tuple[str, str], tuple[str, datetime | None]] = {}
     for rtype, ids in _ids_by_type(items).items():
         for chunk in _chunks(ids):
-            query = select(
-                RESOURCES.c.fhir_id, RESOURCES.c.content_hash, RESOURCES.c.last_updated
-            ).where(RESOURCES.c.resource_type == rtype, RESOURCES.c.fhir_id.in_(chunk))
-            for fhir_id, content_hash, last_updated in session.execute(query):
-                found[(rtype, fhir_id)] = (content_hash, last_updated)
+            markers = ", ".join([marker] * len(chunk))
+            sql = (
+                "SELECT fhir_id, content_hash, last_updated FROM fhir_resources "
+                f"WHERE resource_type = {marker} AND fhir_id IN ({markers})"
+            )
+            for fhir_id, content_hash, last_updated in conn.exec_driver_sql(sql, (rtype, *chunk)):
+                found[(rtype, fhir_id)] = (content_hash, _as_utc(last_updated))
     return found
+
+
+def _as_utc(value: datetime | str | None) -> datetime | None:
+    """A stored instant as aware UTC (SQLite hands back text, PostgreSQL an aware datetime)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _typed_table(resource_type: str) -> Table | None:
@@ -289,23 +303,15 @@ def _record_events(
     old_rows: Mapping[tuple[str, str], Mapping[str, Any]],
     now: datetime,
 ) -> int:
-    count = 0
-    for item in items:
-        new_row = item.extracted.row
-        if new_row is None:
-            continue
-        old = old_rows.get((item.resource_type, item.fhir_id))
-        for event_type in events_for(item.resource_type, old, new_row, now):
-            record_event(
-                session,
-                event_type=event_type,
-                resource_type=item.resource_type,
-                resource_id=item.fhir_id,
-                at=now,
-                payload=event_payload(new_row, old),
-            )
-            count += 1
-    return count
+    events = [
+        NewEvent(event_type, item.resource_type, item.fhir_id, now, event_payload(row, old))
+        for item in items
+        if (row := item.extracted.row) is not None
+        for old in (old_rows.get((item.resource_type, item.fhir_id)),)
+        for event_type in events_for(item.resource_type, old, row, now)
+    ]
+    record_events(session, events)
+    return len(events)
 
 
 def resolve_pending_references(session: Session) -> int:

@@ -7,7 +7,13 @@ Automations use the declaration (`Automation`, `Schedule`, `Event`, `Manual`, `U
 from clinicflow.engine.automation import Automation, Event, Manual, Schedule, Trigger, Unit
 from clinicflow.engine.context import EffectRecorder, RunContext, TriggerInfo
 from clinicflow.engine.effects import RecordedEffect, effect_counts
-from clinicflow.engine.events import EventInfo, dispatch_events, record_event
+from clinicflow.engine.events import (
+    EventInfo,
+    NewEvent,
+    dispatch_events,
+    record_event,
+    record_events,
+)
 from clinicflow.engine.execution import Execution, execute_effect, settle_unknown
 from clinicflow.engine.handlers import (
     EffectCall,
@@ -108,6 +114,7 @@ __all__ = [
     "LoadFailure",
     "Manual",
     "MessageChannel",
+    "NewEvent",
     "OutcomeUnknownError",
     "OutgoingMessage",
     "Priority",
@@ -155,6 +162,7 @@ __all__ = [
     "ping",
     "reconcile",
     "record_event",
+    "record_events",
     "register_daily_hook",
     "register_effect_handler",
     "request_run",

@@ -9,11 +9,11 @@ crash before the commit leaves the event for the next tick, and nothing is dispa
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from clinicflow.engine.automation import Event as EventTrigger
@@ -57,6 +57,36 @@ def record_event(
             payload=dict(payload or {}),
             occurred_at=at,
         )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to record; `payload` must hold no PHI."""
+
+    event_type: str
+    resource_type: str
+    resource_id: str
+    at: datetime
+    payload: Mapping[str, object]
+
+
+def record_events(session: Session, events: Sequence[NewEvent]) -> None:
+    """Record many events in one statement (a sync batch), in the caller's transaction."""
+    if not events:
+        return
+    session.execute(
+        insert(Event),
+        [
+            {
+                "type": e.event_type,
+                "resource_type": e.resource_type,
+                "resource_id": e.resource_id,
+                "payload": dict(e.payload),
+                "occurred_at": e.at,
+            }
+            for e in events
+        ],
     )
 
 
