@@ -15,6 +15,9 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+# typer 0.29 vendors its own click: usage errors are raised as its ClickException, not click's.
+from typer._click.exceptions import ClickException
+
 from clinicflow.cli import audit, backup, db, demo, engine, phi, serve, status, sync
 from clinicflow.cli.synth import synth
 from clinicflow.errors import ClinicflowError
@@ -59,7 +62,7 @@ def global_options(
 def main() -> None:
     """Run the command; print a ClinicflowError's message, and a traceback only with --debug."""
     debug = "--debug" in sys.argv
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # one error, one line, however narrow
     try:
         result = app(standalone_mode=False)
     except ClinicflowError as exc:
@@ -77,10 +80,12 @@ def main() -> None:
         else:
             _report_unexpected(err, exc)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except click.ClickException as exc:
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (ClickException, click.ClickException) as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except Exception as exc:  # noqa: BLE001  (the outermost boundary: log with a reference, exit)

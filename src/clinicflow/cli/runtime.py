@@ -22,7 +22,8 @@ class Runtime:
 
     settings: Settings
     clock: Clock
-    console: Console = field(default_factory=lambda: Console(stderr=True))
+    # soft_wrap: lines such as `FILE:LINE: reason` must not be broken at the terminal width.
+    console: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
 
     @classmethod
     def load(cls, *, now: str | None = None) -> Runtime:
