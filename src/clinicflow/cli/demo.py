@@ -58,7 +58,7 @@ def demo(
         return
     helper = _start_worker() if worker else None
     say(f"\n[bold]clinicflow demo is ready: http://{host}:{port}[/]")
-    say("CLI: .venv/bin/clinicflow status | automations list | outbox list | audit verify")
+    say("CLI: .venv/bin/clinicflow status | work-items list | automations list | audit verify")
     try:
         run_web(rt, host, port)
     finally:

@@ -18,7 +18,18 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 # typer 0.29 vendors its own click: usage errors are raised as its ClickException, not click's.
 from typer._click.exceptions import ClickException
 
-from clinicflow.cli import audit, backup, db, demo, engine, phi, serve, status, sync
+from clinicflow.cli import (
+    audit,
+    backup,
+    db,
+    demo,
+    engine,
+    phi,
+    serve,
+    status,
+    sync,
+    workitems,
+)
 from clinicflow.cli.synth import synth
 from clinicflow.errors import ClinicflowError
 from clinicflow.logs import configure_logging
@@ -40,6 +51,7 @@ app.command("backup")(backup.backup)
 app.command("restore")(backup.restore)
 app.add_typer(engine.automations_app, name="automations")
 app.add_typer(engine.outbox_app, name="outbox")
+app.add_typer(workitems.app, name="work-items")
 app.command("run")(engine.run)
 app.command("worker")(engine.worker)
 app.command("serve")(serve.serve)
