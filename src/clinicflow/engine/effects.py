@@ -17,11 +17,10 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from clinicflow.engine.states import EffectId, EffectState, RunId
-from clinicflow.engine.upsert import insert_returning_id
+from clinicflow.engine.upsert import NO_SYNC, insert_returning_id
+from clinicflow.engine.upsert import compare_and_set as cas_row
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store.engine import Effect, effect_payload_aad
-
-NO_SYNC = {"synchronize_session": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +91,7 @@ def record_effect(
 
 def compare_and_set(session: Session, effect_id: EffectId, condition: Any, **values: Any) -> bool:
     """UPDATE the effect only if `condition` holds; True if this caller changed it."""
-    stmt = update(Effect).where(Effect.id == effect_id, condition).values(**values)
-    result = session.execute(stmt, execution_options=NO_SYNC)
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult on UPDATE
+    return cas_row(session, Effect, effect_id, condition, **values)
 
 
 def claim_effect(

@@ -18,7 +18,6 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from clinicflow.engine.effects import (
-    NO_SYNC,
     compare_and_set,
     mark_done,
     mark_for_retry,
@@ -28,6 +27,7 @@ from clinicflow.engine.execution import settle_unknown
 from clinicflow.engine.runs import stale_runs
 from clinicflow.engine.runtime import EngineRuntime
 from clinicflow.engine.states import EffectId, EffectState, RunId
+from clinicflow.engine.upsert import NO_SYNC
 from clinicflow.store.engine import Effect
 
 logger = logging.getLogger(__name__)

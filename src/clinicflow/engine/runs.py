@@ -15,11 +15,9 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from clinicflow.engine.states import EventId, RunId, RunState, TriggerKind
-from clinicflow.engine.upsert import insert_returning_id
+from clinicflow.engine.upsert import NO_SYNC, compare_and_set, insert_returning_id
 from clinicflow.errors import EngineError
 from clinicflow.store.engine import AutomationRun
-
-_NO_SYNC = {"synchronize_session": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +113,7 @@ def list_runs(
 
 
 def _cas(session: Session, run_id: RunId, condition: Any, **values: Any) -> bool:
-    stmt = update(AutomationRun).where(AutomationRun.id == run_id, condition).values(**values)
-    result = session.execute(stmt, execution_options=_NO_SYNC)
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult on UPDATE
+    return compare_and_set(session, AutomationRun, run_id, condition, **values)
 
 
 def claim_run(
@@ -198,7 +194,7 @@ def stale_runs(session: Session, *, now: datetime, older_than: datetime, limit: 
     if ids:
         session.execute(
             update(AutomationRun).where(AutomationRun.id.in_(ids)).values(enqueued_at=now),
-            execution_options=_NO_SYNC,
+            execution_options=NO_SYNC,
         )
     return ids
 

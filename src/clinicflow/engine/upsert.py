@@ -1,10 +1,15 @@
-"""Insert-if-absent on SQLite and PostgreSQL, the primitive behind every idempotency key."""
+"""Insert-if-absent and compare-and-set on SQLite and PostgreSQL: the engine's two primitives.
+
+Insert-if-absent is behind every idempotency key; compare-and-set behind every lease and state
+change that two workers might race for.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -38,3 +43,16 @@ def insert_if_absent(
     column = model.__table__.c[conflict_on[0]]
     stmt = _insert_ignoring(session, model, values, conflict_on).returning(column)
     return session.execute(stmt).first() is not None
+
+
+# Bulk UPDATEs by condition: the ORM need not find and refresh matching objects in the session.
+NO_SYNC = {"synchronize_session": False}
+
+
+def compare_and_set(
+    session: Session, model: type[Base], row_id: int, condition: Any, **values: Any
+) -> bool:
+    """UPDATE row `row_id` of `model` only if `condition` holds; True if this caller changed it."""
+    stmt = update(model).where(model.__table__.c.id == row_id, condition).values(**values)
+    result = session.execute(stmt, execution_options=NO_SYNC)
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]  # CursorResult on UPDATE
