@@ -60,3 +60,10 @@ def parse_instant(text: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"{text!r} has no UTC offset; write it like 2026-11-23T09:00:00-05:00")
     return value.astimezone(UTC)
+
+
+def local_text(instant: datetime, zone: str) -> str:
+    """An instant as the practice reads it, in its own zone: 'Mon 23 Nov 09:00'."""
+    from zoneinfo import ZoneInfo
+
+    return instant.astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M")

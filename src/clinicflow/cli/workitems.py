@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import getpass
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
 
 from clinicflow.cli.runtime import Runtime
+from clinicflow.clock import local_text
 from clinicflow.engine import list_open
 
 app = typer.Typer(help="Work items waiting for a person (the review queue).", no_args_is_help=True)
@@ -42,9 +42,8 @@ def list_command(
             ]
         )
         return
-    zone = ZoneInfo(rt.settings.timezone)
     table = Table("id", "pool", "priority", "due", "what")
     for i in items:
-        due = i.due_at.astimezone(zone).strftime("%a %d %b %H:%M") if i.due_at else ""
+        due = local_text(i.due_at, rt.settings.timezone) if i.due_at else ""
         table.add_row(str(i.id), i.pool, str(i.priority), due, i.description)
     rt.console.print(table if items else "No open work items.")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from clinicflow.clock import local_text
 from clinicflow.ehr.writeback import count_local_changes
 from clinicflow.engine import all_switches, list_runs
 from clinicflow.web.health import State
@@ -18,12 +17,7 @@ router = APIRouter()
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
-def _localtime(value: datetime, zone: str) -> str:
-    """An instant as the practice reads it: 'Mon 23 Nov 09:00'."""
-    return value.astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M")
-
-
-templates.env.filters["localtime"] = _localtime
+templates.env.filters["localtime"] = local_text
 
 
 @router.get("/", response_class=HTMLResponse)
