@@ -77,3 +77,10 @@ def test_counts_add_up_and_input_order_does_not_matter(slot_minutes, visit_minut
     assert sum(x.slots for x in loads) == len(slots)
     assert sum(x.booked for x in loads) == len(visits)
     assert session_loads(slots[::-1], visits[::-1], DAY, NY) == loads
+
+
+def test_a_provider_with_visits_but_no_calendar_is_not_flagged():
+    visits = [Visit("dr9", at(9)), Visit("dr9", at(9, 30))]
+    loads = session_loads([], visits, DAY, NY)
+    assert [(x.slots, x.booked) for x in loads] == [(0, 2)]
+    assert flagged_sessions(loads) == {}

@@ -108,3 +108,20 @@ def test_sending_and_reading_the_outbox_are_both_in_the_audit_log(
     ]
     assert "Patient/1" in rows[0].resources
     assert "Patient/1" in rows[1].resources
+
+
+def test_a_message_for_a_contained_patient_is_sent_and_audited_without_the_odd_reference(
+    db: Database, clock: FakeClock
+) -> None:
+    cipher = PhiCipher(Keyring.generate())
+    message = OutgoingMessage(
+        MessageChannel.SMS, "+15550100199", "See you tomorrow.", for_ref="Patient/#p1"
+    )
+    call = EffectCall(
+        EffectId(1), "k1", "message.send", "reminders", RunId(1), 1, message.to_payload()
+    )
+    with _env(db, cipher, clock) as env:
+        SandboxMessageHandler().execute(call, env)
+    with db.transaction() as session:
+        resources = session.execute(select(audit_log.c.resources)).scalar_one()
+    assert resources == []

@@ -61,3 +61,14 @@ statuses = st.sampled_from(["booked", "pending", "cancelled", "noshow", "fulfill
 def test_an_unchanged_appointment_never_raises_an_event(status, hours):
     row = appt(status, NOW + timedelta(hours=hours))
     assert appointment_events(row, dict(row), NOW) == []
+
+
+def test_a_proposed_visit_that_gets_booked_raises_booked():
+    assert appointment_events(appt("proposed"), appt("booked"), NOW) == ["appointment.booked"]
+
+
+def test_importing_a_visit_booked_long_ago_raises_nothing():
+    old_booking = {**appt("booked"), "booked_at": NOW - timedelta(days=40)}
+    assert appointment_events(None, old_booking, NOW) == []
+    fresh = {**appt("booked"), "booked_at": NOW - timedelta(hours=2)}
+    assert appointment_events(None, fresh, NOW) == ["appointment.booked"]

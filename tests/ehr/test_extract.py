@@ -174,3 +174,49 @@ def test_other_resource_types_are_kept_with_their_patient_compartment():
 def test_malformed_resources_are_rejected_with_what_is_wrong(resource, message):
     with pytest.raises(InputError, match=message):
         check_resource(resource)
+
+
+def test_long_free_text_codes_are_cut_to_their_column_and_identifier_queries_are_not_kept():
+    ex = extract(
+        {
+            "resourceType": "Communication",
+            "id": "c1",
+            "status": "completed",
+            "medium": [{"text": "Patient portal secure message via the mobile application"}],
+            "sender": {
+                "reference": "Patient?identifier=http://hospital.example.org/mrn|MRN-4471902"
+            },
+            "recipient": [{"reference": "Practitioner/d1"}],
+        }
+    )
+    assert ex.row is not None
+    assert ex.row["medium"] == "Patient portal secure message via"[:32]
+    assert ex.row["sender_ref"] == "Patient"
+    assert ex.row["recipient_ref"] == "Practitioner/d1"
+    assert "MRN" not in repr(ex.row)
+
+
+def test_an_impossible_calendar_date_is_an_input_error_not_a_crash():
+    with pytest.raises(InputError, match="not a real calendar date"):
+        extract(
+            {
+                "resourceType": "Encounter",
+                "id": "e1",
+                "status": "finished",
+                "class": {"code": "AMB"},
+                "period": {"start": "2024-02-30"},
+            }
+        )
+
+
+def test_a_status_that_is_not_a_code_is_refused():
+    with pytest.raises(InputError, match="not a status code"):
+        extract(
+            {
+                "resourceType": "Coverage",
+                "id": "v1",
+                "status": "active but with a long free-text explanation",
+                "beneficiary": {"reference": "Patient/p1"},
+                "payor": [{"reference": "Organization/o1"}],
+            }
+        )

@@ -251,3 +251,22 @@ def test_the_audit_log_finds_a_sync_by_the_patient_whose_data_it_wrote(db, ciphe
         actions = s.execute(select(audit_log.c.action).where(audit_log.c.seq.in_(seqs))).scalars()
         assert set(actions) == {"sync"}
     assert seqs
+
+
+def test_an_edit_with_the_same_last_updated_but_new_content_is_taken(db, cipher, clock, tmp_path):
+    path = tmp_path / "a.ndjson"
+    stamp = "2026-11-20T10:00:00Z"
+    write_ndjson(path, [appointment("booked", "2026-11-24T15:00:00Z", stamp)])
+    sync_folder(db, cipher, clock, path)
+    write_ndjson(path, [appointment("cancelled", "2026-11-24T15:00:00Z", stamp)])
+    assert sync_folder(db, cipher, clock, path).updated == 1
+
+
+def test_long_free_text_never_aborts_a_sync_on_either_database(db, cipher, clock, tmp_path):
+    long_text = "Follow-up visit for hypertension review and medication check"
+    res = appointment("booked", "2026-11-24T15:00:00Z", appointmentType={"text": long_text})
+    write_ndjson(tmp_path / "a.ndjson", [res])
+    report = sync_folder(db, cipher, clock, tmp_path)
+    assert (report.created, report.rejected) == (1, [])
+    with db.transaction() as s:
+        assert s.execute(select(Appointment.appointment_type)).scalar_one() == long_text[:32]

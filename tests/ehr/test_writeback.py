@@ -119,3 +119,87 @@ def test_without_an_ehr_a_write_back_changes_the_replica_and_is_marked_local(db,
         assert count_local_changes(s) == 1
     again = run_now(rt, "test-cancel", requested_by="test")
     assert again.effects == {}  # same key: the change is never applied twice
+
+
+def _cancel_after_sync(db, clock, tmp_path, resource):
+    cipher = PhiCipher(Keyring.generate())
+    folder = tmp_path / "ehr"
+    folder.mkdir()
+    (folder / "a.ndjson").write_text(json.dumps(resource) + "\n")
+    sync_folder(db, cipher, clock, folder)
+    rt = EngineRuntime.build(
+        db=db,
+        settings=Settings(data_dir=tmp_path),
+        clock=clock,
+        cipher=cipher,
+        registry=Registry([CANCEL]),
+    )
+    assert run_now(rt, "test-cancel", requested_by="test").effects == {"done": 1}
+    return cipher, folder
+
+
+def _status(db):
+    with db.transaction() as s:
+        return s.execute(select(Appointment.status)).scalar_one()
+
+
+def test_a_later_sync_of_the_same_ehr_version_leaves_the_local_change_standing(db, clock, tmp_path):
+    start = clock.now() + timedelta(days=2)
+    appt = {**APPT, "start": start.isoformat(), "end": (start + timedelta(minutes=20)).isoformat()}
+    cipher, folder = _cancel_after_sync(db, clock, tmp_path, appt)  # no meta.lastUpdated
+    again = sync_folder(db, cipher, clock, folder)
+    assert (again.updated, again.unchanged, again.events) == (0, 1, 0)
+    assert _status(db) == "cancelled"
+    changed_in_ehr = {**appt, "minutesDuration": 30}
+    (folder / "a.ndjson").write_text(json.dumps(changed_in_ehr) + "\n")
+    assert sync_folder(db, cipher, clock, folder).updated == 1  # the EHR's own edit wins
+    with db.transaction() as s:
+        assert count_local_changes(s) == 0
+
+
+def test_a_write_back_applies_even_when_the_stored_copy_is_stamped_in_the_future(
+    db, clock, tmp_path
+):
+    start = clock.now() + timedelta(days=2)
+    future = (clock.now() + timedelta(minutes=5)).isoformat()
+    appt = {
+        **APPT,
+        "meta": {"lastUpdated": future},
+        "start": start.isoformat(),
+        "end": (start + timedelta(minutes=20)).isoformat(),
+    }
+    _cancel_after_sync(db, clock, tmp_path, appt)
+    assert _status(db) == "cancelled"
+
+
+def test_a_write_back_keeps_references_that_were_resolved_by_identifier(db, clock, tmp_path):
+    start = clock.now() + timedelta(days=2)
+    npi = "http://hl7.org/fhir/sid/us-npi|42"
+    doctor = {
+        "resourceType": "Practitioner",
+        "id": "d1",
+        "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "42"}],
+    }
+    appt = {
+        **APPT,
+        "start": start.isoformat(),
+        "end": (start + timedelta(minutes=20)).isoformat(),
+        "participant": [
+            {"actor": {"reference": "Patient/p1"}, "status": "needs-action"},
+            {"actor": {"reference": f"Practitioner?identifier={npi}"}, "status": "accepted"},
+        ],
+    }
+    cipher = PhiCipher(Keyring.generate())
+    (tmp_path / "a.ndjson").write_text(json.dumps(doctor) + "\n" + json.dumps(appt) + "\n")
+    sync_folder(db, cipher, clock, tmp_path / "a.ndjson")
+    rt = EngineRuntime.build(
+        db=db,
+        settings=Settings(data_dir=tmp_path),
+        clock=clock,
+        cipher=cipher,
+        registry=Registry([CANCEL]),
+    )
+    run_now(rt, "test-cancel", requested_by="test")
+    with db.transaction() as s:
+        row = s.execute(select(Appointment.status, Appointment.practitioner_id)).one()
+    assert tuple(row) == ("cancelled", "d1")

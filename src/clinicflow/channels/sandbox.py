@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from clinicflow.engine.handlers import EffectCall, HandlerEnv, register_effect_handler
 from clinicflow.engine.payloads import MESSAGE_SEND, OutgoingMessage
 from clinicflow.engine.states import Delivery
-from clinicflow.security.audit import Actor, record_access
+from clinicflow.security.audit import Actor, auditable, record_access
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store.engine import SandboxMessage, sandbox_message_aad
 
@@ -64,7 +64,7 @@ class SandboxMessageHandler:
                 session,
                 Actor.automation(call.automation),
                 "send",
-                [message.for_ref] if message.for_ref else [],
+                auditable([message.for_ref]),
                 at=env.clock.now(),
                 detail={"channel": message.channel.value, "outbox_uid": uid},
             )
@@ -116,7 +116,7 @@ def list_outbox(
     rows = list(
         session.scalars(select(SandboxMessage).order_by(SandboxMessage.id.desc()).limit(limit))
     )
-    refs = [f"SandboxMessage/{row.id}" for row in rows] + [r.for_ref for r in rows if r.for_ref]
+    refs = auditable([f"SandboxMessage/{row.id}" for row in rows] + [r.for_ref for r in rows])
     if rows:
         record_access(session, reader, "read", refs, at=now)
     return [

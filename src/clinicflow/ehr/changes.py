@@ -10,6 +10,7 @@ from typing import Any
 EVENT_HORIZON = timedelta(days=7)
 MESSAGE_HORIZON = timedelta(days=30)
 _ACTIVE = frozenset({"proposed", "pending", "booked", "arrived", "checked-in"})
+_HELD = frozenset({"pending", "booked", "arrived", "checked-in"})  # a place on the calendar
 
 
 def _is_current(row: Mapping[str, Any], now: datetime) -> bool:
@@ -25,6 +26,9 @@ def appointment_events(
         return []
     status = new.get("status")
     if old is None:
+        booked_at = new.get("booked_at")
+        if booked_at is not None and booked_at < now - EVENT_HORIZON:
+            return []  # booked long ago: an import of existing schedules, not news
         if status in ("booked", "pending"):
             return ["appointment.booked"]
         return ["appointment.waitlisted"] if status == "waitlist" else []
@@ -35,8 +39,8 @@ def appointment_events(
             events.append("appointment.cancelled")
         elif status == "noshow":
             events.append("appointment.noshow")
-        elif status in ("booked", "pending") and before not in _ACTIVE:
-            events.append("appointment.booked")
+        elif status in ("booked", "pending") and before not in _HELD:
+            events.append("appointment.booked")  # includes proposed -> booked
     if status in _ACTIVE and before in _ACTIVE and new.get("start_at") != old.get("start_at"):
         events.append("appointment.rescheduled")
     confirmed = new.get("patient_status") == "accepted" and old.get("patient_status") != "accepted"

@@ -74,17 +74,42 @@ class _Refs:
         return ref.resource_type if ref is not None else None
 
 
+# Typed columns are short (PostgreSQL enforces varchar lengths): codes and free text are cut to
+# these, so a long free-text concept is kept whole in the body but never aborts a sync.
+CODE_LENGTH = 32
+
+
+def _short(value: Any, limit: int) -> str | None:
+    """A short string column's value: text cut to `limit`, None for anything else."""
+    return value[:limit] if isinstance(value, str) and value else None
+
+
+def _literal_text(ref: Ref | None) -> str | None:
+    """`Type/id` for a literal reference; the type alone otherwise (never an identifier query)."""
+    if isinstance(ref, LiteralRef):
+        return f"{ref.resource_type}/{ref.fhir_id}"[:140]
+    return ref.resource_type if ref is not None else None
+
+
 def _first_code(concepts: Any) -> str | None:
-    """The first coding's code of a CodeableConcept or a list of them (else its text)."""
+    """The first coding's code of a CodeableConcept or a list of them (else its text), cut short."""
     if isinstance(concepts, list):
         concepts = concepts[0] if concepts else None
     if not isinstance(concepts, dict):
         return None
     for coding in concepts.get("coding") or ():
         if isinstance(coding, dict) and coding.get("code"):
-            return str(coding["code"])[:64]
+            return str(coding["code"])[:CODE_LENGTH]
     text = concepts.get("text")
-    return str(text)[:64] if text else None
+    return str(text)[:CODE_LENGTH] if text else None
+
+
+def _status(resource: Resource, name: str = "status") -> str:
+    """A required status code; FHIR codes are short tokens, so anything else is refused."""
+    value = _require(resource, name)
+    if not isinstance(value, str) or len(value) > 24 or " " in value:
+        raise InputError(f"`{name}` is not a status code: {str(value)[:40]!r}")
+    return value
 
 
 def _require(resource: Resource, name: str) -> Any:
@@ -115,7 +140,7 @@ def _language(resource: Resource) -> str | None:
     for entry in preferred:
         code = _first_code(entry.get("language"))
         if code:
-            return code.split("-")[0].lower()
+            return code.split("-")[0].lower()[:16]
     return None
 
 
@@ -155,10 +180,10 @@ def _patient(resource: Resource, refs: _Refs) -> Extracted:
     row = {
         "fhir_id": fhir_id,
         "active": resource.get("active", True) is not False,
-        "gender": resource.get("gender"),
+        "gender": _short(resource.get("gender"), 16),
         "birth_year": birth.year if birth else None,
         "deceased": bool(resource.get("deceasedBoolean") or resource.get("deceasedDateTime")),
-        "time_zone": _extension(resource, TIMEZONE_EXTENSION),
+        "time_zone": _short(_extension(resource, TIMEZONE_EXTENSION), 64),
         "language": _language(resource),
         "preferred_channel": _preferred_channel(telecoms),
         "general_practitioner_id": refs.id_of(gps[0], "Practitioner", "general_practitioner_id"),
@@ -174,7 +199,7 @@ _PARTICIPANT_COLUMNS = {
 
 
 def _appointment(resource: Resource, refs: _Refs) -> Extracted:
-    status = _require(resource, "status")
+    status = _status(resource)
     participants = _require(resource, "participant")
     start = parse_instant(resource.get("start"), "start")
     end = parse_instant(resource.get("end"), "end")
@@ -186,7 +211,7 @@ def _appointment(resource: Resource, refs: _Refs) -> Extracted:
         "status": status,
         "start_at": start,
         "end_at": end,
-        "minutes": resource.get("minutesDuration"),
+        "minutes": minutes if isinstance(minutes := resource.get("minutesDuration"), int) else None,
         "booked_at": parse_instant(resource.get("created"), "created"),
         "appointment_type": _first_code(resource.get("appointmentType")),
         "service_type": _first_code(resource.get("serviceType")),
@@ -219,7 +244,7 @@ def _slot(resource: Resource, refs: _Refs) -> Extracted:
     row = {
         "fhir_id": resource["id"],
         "schedule_id": refs.id_of(_require(resource, "schedule"), "Schedule", "schedule_id"),
-        "status": _require(resource, "status"),
+        "status": _status(resource),
         "start_at": parse_instant(_require(resource, "start"), "start"),
         "end_at": parse_instant(_require(resource, "end"), "end"),
     }
@@ -248,15 +273,15 @@ def _communication(resource: Resource, refs: _Refs) -> Extracted:
     replies = resource.get("inResponseTo") or [None]
     row = {
         "fhir_id": resource["id"],
-        "status": _require(resource, "status"),
+        "status": _status(resource),
         "category": _first_code(resource.get("category")),
         "medium": _first_code(resource.get("medium")),
         "sent_at": parse_instant(resource.get("sent"), "sent"),
         "received_at": parse_instant(resource.get("received"), "received"),
         "patient_id": refs.id_of(resource.get("subject"), "Patient", "patient_id"),
         "from_patient": refs.type_of(sender) in ("Patient", "RelatedPerson"),
-        "sender_ref": (sender or {}).get("reference"),
-        "recipient_ref": ((resource.get("recipient") or [{}])[0] or {}).get("reference"),
+        "sender_ref": _literal_text(refs.parse(sender)),
+        "recipient_ref": _literal_text(refs.parse((resource.get("recipient") or [None])[0])),
         "in_response_to": refs.id_of(replies[0], "Communication", "in_response_to"),
     }
     return Extracted(row, row["patient_id"])
@@ -267,7 +292,7 @@ def _coverage(resource: Resource, refs: _Refs) -> Extracted:
     payors = _require(resource, "payor")
     row = {
         "fhir_id": resource["id"],
-        "status": _require(resource, "status"),
+        "status": _status(resource),
         "patient_id": refs.id_of(_require(resource, "beneficiary"), "Patient", "patient_id"),
         "payor_id": refs.id_of(payors[0], "Organization", "payor_id"),
         "period_start_on": parse_date(period.get("start"), "period.start"),
@@ -288,7 +313,7 @@ def _encounter(resource: Resource, refs: _Refs) -> Extracted:
     location = (resource.get("location") or [{}])[0] or {}
     row = {
         "fhir_id": resource["id"],
-        "status": _require(resource, "status"),
+        "status": _status(resource),
         "class_code": klass.get("code") if isinstance(klass, dict) else None,
         "patient_id": refs.id_of(resource.get("subject"), "Patient", "patient_id"),
         "practitioner_id": practitioner,
@@ -336,7 +361,7 @@ def _location(resource: Resource, refs: _Refs) -> Extracted:
     row = {
         "fhir_id": resource["id"],
         "status": resource.get("status"),
-        "time_zone": _extension(resource, TIMEZONE_EXTENSION),
+        "time_zone": _short(_extension(resource, TIMEZONE_EXTENSION), 64),
         "organization_id": refs.id_of(org, "Organization", "organization_id"),
     }
     return Extracted(row, None)

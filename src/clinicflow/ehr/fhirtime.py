@@ -22,7 +22,10 @@ def parse_instant(value: object, field: str) -> datetime | None:
         raise InputError(f"`{field}` must be a date-time string, not {type(value).__name__}")
     if len(value) <= 10 and _DATE.match(value):
         parts = [int(p) for p in value.split("-")] + [1, 1]
-        return datetime(parts[0], parts[1], parts[2], tzinfo=UTC)
+        try:
+            return datetime(parts[0], parts[1], parts[2], tzinfo=UTC)
+        except ValueError:
+            raise InputError(f"`{field}` is not a real calendar date: {value!r}") from None
     try:
         parsed = datetime.fromisoformat(value)  # Python 3.11 reads a trailing Z
     except ValueError:

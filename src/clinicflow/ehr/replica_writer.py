@@ -14,10 +14,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from clinicflow.ehr.changes import event_payload, events_for
@@ -38,6 +38,7 @@ from clinicflow.store.replica import (
 RESOURCES: Table = FhirResource.__table__  # type: ignore[assignment]
 LOOKUPS: Table = LookupIndex.__table__  # type: ignore[assignment]
 PENDING: Table = PendingReference.__table__  # type: ignore[assignment]
+REPLICA_LOCK_KEY = 0x7265706C  # "repl": the PostgreSQL advisory lock for replica writes
 _CHUNK = 500  # ids per IN (...) clause, well under SQLite's and PostgreSQL's parameter limits
 
 
@@ -75,8 +76,10 @@ def prepare_resource(resource: Mapping[str, Any], cipher: PhiCipher) -> Prepared
 
 def is_newer(incoming: PreparedResource, stored_hash: str, stored_updated: datetime | None) -> bool:
     """Whether `incoming` should replace what is stored (see module docstring)."""
-    if incoming.last_updated is not None and stored_updated is not None:
-        return incoming.last_updated > stored_updated
+    both = incoming.last_updated is not None and stored_updated is not None
+    if both and incoming.last_updated != stored_updated:
+        return incoming.last_updated > stored_updated  # type: ignore[operator]
+    # No timestamps, or the same one (servers that stamp to the second): the content decides.
     return incoming.content_hash != stored_hash
 
 
@@ -101,7 +104,16 @@ def write_resources(
     actor: Actor,
     action: str = "sync",
 ) -> BatchResult:
-    """Upsert `items` in the caller's transaction; `source == "local"` marks them local changes."""
+    """Upsert `items` in the caller's transaction; `source == "local"` marks them local changes.
+
+    A local change always applies, and remembers the EHR version it was made on (`base_hash`);
+    a later sync bringing that same version back leaves it standing, a different one replaces it.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        # One replica writer at a time (SQLite gets the same from BEGIN IMMEDIATE): a sync batch and
+        # a write-back must not both read the old row and then both write.
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REPLICA_LOCK_KEY})
+    local = source == "local"
     result = BatchResult()
     stored = _stored_state(session, items)
     old_rows = _old_typed_rows(
@@ -109,18 +121,25 @@ def write_resources(
     )
     new_items: list[PreparedResource] = []
     changed: list[PreparedResource] = []
+    base_hashes: dict[tuple[str, str], str | None] = {}
     for item in items:
-        state = stored.get((item.resource_type, item.fhir_id))
+        key = (item.resource_type, item.fhir_id)
+        state = stored.get(key)
         if state is None:
             new_items.append(item)
-        elif is_newer(item, *state):
+        elif local:
+            changed.append(item)
+            base_hashes[key] = state.base_hash if state.local_change else state.content_hash
+        elif state.local_change and item.content_hash == state.base_hash:
+            result.unchanged += 1  # the EHR still has the version our local change was made on
+        elif is_newer(item, state.content_hash, state.last_updated):
             changed.append(item)
         else:
             result.unchanged += 1
     if not new_items and not changed:
         return result
     written = new_items + changed
-    _write_bodies(session, new_items, changed, now=now, source=source)
+    _write_bodies(session, new_items, changed, now=now, source=source, base_hashes=base_hashes)
     _replace_derived_rows(session, cipher, written, changed)
     result.events = _record_events(session, written, old_rows, now)
     result.created, result.updated = len(new_items), len(changed)
@@ -150,6 +169,7 @@ def _write_bodies(
     *,
     now: datetime,
     source: str,
+    base_hashes: Mapping[tuple[str, str], str | None],
 ) -> None:
     rows = [
         {
@@ -162,6 +182,7 @@ def _write_bodies(
             "patient_id": i.extracted.patient_id,
             "source": source,
             "local_change": source == "local",
+            "base_hash": base_hashes.get((i.resource_type, i.fhir_id)),
             "ingested_at": now,
             "updated_at": now,
         }
@@ -193,26 +214,40 @@ def _ids_by_type(items: Iterable[PreparedResource]) -> dict[str, list[str]]:
     return grouped
 
 
+class StoredState(NamedTuple):
+    """What the replica holds for a resource, as far as deciding an upsert goes."""
+
+    content_hash: str
+    last_updated: datetime | None
+    local_change: bool
+    base_hash: str | None
+
+
 def _stored_state(
     session: Session, items: list[PreparedResource]
-) -> dict[tuple[str, str], tuple[str, datetime | None]]:
-    """(content hash, lastUpdated) of each item already in the replica.
+) -> dict[tuple[str, str], StoredState]:
+    """The stored state of each item already in the replica.
 
     Asked through the driver: SQLAlchemy's expanding IN costs more than the lookup itself here.
     """
     conn = session.connection()
     sqlite = conn.dialect.name == "sqlite"
     marker = "?" if sqlite else "%s"
-    found: dict[tuple[str, str], tuple[str, datetime | None]] = {}
+    found: dict[tuple[str, str], StoredState] = {}
     for rtype, ids in _ids_by_type(items).items():
         for chunk in _chunks(ids):
             markers = ", ".join([marker] * len(chunk))
             sql = (
-                "SELECT fhir_id, content_hash, last_updated FROM fhir_resources "
+                "SELECT fhir_id, content_hash, last_updated, local_change, base_hash "
+                "FROM fhir_resources "
                 f"WHERE resource_type = {marker} AND fhir_id IN ({markers})"
             )
-            for fhir_id, content_hash, last_updated in conn.exec_driver_sql(sql, (rtype, *chunk)):
-                found[(rtype, fhir_id)] = (content_hash, _as_utc(last_updated))
+            for fhir_id, content_hash, updated, local, base in conn.exec_driver_sql(
+                sql, (rtype, *chunk)
+            ):
+                found[(rtype, fhir_id)] = StoredState(
+                    content_hash, _as_utc(updated), bool(local), base
+                )
     return found
 
 

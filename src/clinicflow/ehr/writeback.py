@@ -18,7 +18,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from clinicflow.ehr.replica_writer import body_aad, prepare_resource, write_resources
+from clinicflow.ehr.replica_writer import (
+    body_aad,
+    prepare_resource,
+    resolve_pending_references,
+    write_resources,
+)
 from clinicflow.ehr.validate import check_resource
 from clinicflow.engine import Delivery, EffectCall, HandlerEnv, register_effect_handler
 from clinicflow.errors import EngineError, InputError
@@ -142,6 +147,9 @@ class LocalWriteBackHandler:
             actor=Actor.automation(call.automation),
             action="write",
         )
+        # Re-extraction leaves conditional references pending again; resolve them now, not at the
+        # next sync, so the typed row keeps its practitioner, location and patient.
+        resolve_pending_references(env.session)
         return {"applied": "local", "events": result.events}
 
     def reconcile(self, call: EffectCall, env: HandlerEnv) -> Delivery:  # noqa: ARG002  (protocol)

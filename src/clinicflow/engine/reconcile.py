@@ -116,7 +116,11 @@ def reconcile(rt: EngineRuntime, *, now: datetime | None = None) -> ReconcileRep
     with rt.db.transaction() as session:
         unknown = ids_in_state(session, EffectState.UNKNOWN, expired_before=None, limit=limit)
     for effect_id in unknown:
-        settled = settle_unknown(rt, effect_id)
+        try:
+            settled = settle_unknown(rt, effect_id)
+        except Exception:
+            logger.exception("could not settle an unknown effect", extra={"effect_id": effect_id})
+            continue
         if settled.state is not None:
             report.settled[settled.state.value] = report.settled.get(settled.state.value, 0) + 1
         if settled.state is EffectState.PENDING:

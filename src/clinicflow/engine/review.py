@@ -16,7 +16,7 @@ from clinicflow.errors import ClinicflowError
 from clinicflow.store.engine import Effect
 
 FALLBACK_POOL = "automation-team"
-ENGINE_ACTOR = "engine"
+ENGINE_ACTOR = "system:engine"
 
 
 def effective_owner(session: Session, rt: EngineRuntime, automation: str) -> str:

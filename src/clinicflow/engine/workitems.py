@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from clinicflow.engine.states import OPEN_WORK_ITEM_STATUSES, Priority, WorkItemId, WorkItemStatus
 from clinicflow.engine.upsert import insert_returning_id
 from clinicflow.errors import EngineError
-from clinicflow.security.audit import Actor, record_access
+from clinicflow.security.audit import Actor, auditable, record_access
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store.engine import (
     WorkItem,
@@ -225,7 +225,7 @@ def _audit(
     now: datetime,
 ) -> None:
     """Work item texts may hold PHI: every read and write of them is in the audit log."""
-    refs = [f"WorkItem/{item_id}", *(r for r in (focus, for_ref) if r and "/" in r)]
+    refs = auditable([f"WorkItem/{item_id}", focus, for_ref])
     record_access(session, Actor.from_label(actor), action, refs, at=now)
 
 
@@ -287,7 +287,9 @@ def list_open(
     stmt = stmt.order_by(rank, WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.id).limit(limit)
     items = list(session.scalars(stmt))
     if items:
-        refs = [f"WorkItem/{item.id}" for item in items]
-        refs += [r for item in items for r in (item.focus, item.for_ref) if r and "/" in r]
+        refs = auditable(
+            [f"WorkItem/{item.id}" for item in items]
+            + [r for item in items for r in (item.focus, item.for_ref)]
+        )
         record_access(session, Actor.from_label(reader), "read", refs, at=now)
     return [_view(cipher, item) for item in items]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +36,7 @@ __all__ = [
     "ActorKind",
     "HeadAnchor",
     "anchor_dir_for",
+    "auditable",
     "is_anchor_due",
     "read_anchors",
     "record_access",
@@ -97,6 +98,12 @@ class Actor:
         if name and kind == "system":
             return cls.system(name)
         return cls.user(label)
+
+
+def auditable(refs: Iterable[str | None]) -> list[str]:
+    """The references an audit row can name (`Type/id`); others, such as a contained `#id` or an
+    empty focus, are left out rather than failing the work that is being audited."""
+    return [ref for ref in refs if ref and _REF.fullmatch(ref)]
 
 
 def _checked_refs(resources: Sequence[str]) -> list[str]:

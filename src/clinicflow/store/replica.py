@@ -51,6 +51,9 @@ class FhirResource(Base):
     # True when clinicflow changed this resource and no EHR has accepted the change
     # (no EHR connected).
     local_change: Mapped[bool] = mapped_column(Boolean, default=False)
+    # For a local change: the content hash of the EHR's version it was made on. A later sync that
+    # brings that same version back changes nothing; the local change stands.
+    base_hash: Mapped[str | None] = mapped_column(String(32))
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -27,6 +27,7 @@ def slot_starts_between(
             Slot.start_at >= start_at,
             Slot.start_at < end_at,
             Slot.status.in_(("free", "busy", "busy-tentative")),
+            Schedule.active.is_(True),
             Schedule.practitioner_id.is_not(None),
         )
     )

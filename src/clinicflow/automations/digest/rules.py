@@ -55,7 +55,13 @@ class SessionLoad:
 
     @property
     def problem(self) -> Problem | None:
-        """Overbooked (more visits than slots), empty (slots offered, none booked), or fine."""
+        """Overbooked (more visits than slots), empty (slots offered, none booked), or fine.
+
+        A session with no slots at all has no calendar to judge it by (a provider whose schedule
+        is kept elsewhere): it is never flagged, or it would be flagged every day.
+        """
+        if self.slots == 0:
+            return None
         if self.booked > self.slots:
             return Problem.OVERBOOKED
         if self.slots > 0 and self.booked == 0:

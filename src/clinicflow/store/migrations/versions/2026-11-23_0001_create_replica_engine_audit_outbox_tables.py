@@ -186,6 +186,7 @@ def upgrade() -> None:
         sa.Column("patient_id", sa.String(length=64), nullable=True),
         sa.Column("source", sa.String(length=16), nullable=False),
         sa.Column("local_change", sa.Boolean(), nullable=False),
+        sa.Column("base_hash", sa.String(length=32), nullable=True),
         sa.Column("ingested_at", clinicflow.store.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", clinicflow.store.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_fhir_resources")),
