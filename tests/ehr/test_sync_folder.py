@@ -270,3 +270,31 @@ def test_long_free_text_never_aborts_a_sync_on_either_database(db, cipher, clock
     assert (report.created, report.rejected) == (1, [])
     with db.transaction() as s:
         assert s.execute(select(Appointment.appointment_type)).scalar_one() == long_text[:32]
+
+
+def _schema_differences(db) -> list[object]:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from clinicflow.store.models import metadata
+
+    with db.engine.connect() as conn:
+        return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+
+def test_a_first_load_builds_its_indexes_at_the_end_and_leaves_the_schema_whole(db, cipher, clock):
+    sync_folder(db, cipher, clock, SAMPLE)
+    assert _schema_differences(db) == []
+
+
+def test_an_index_lost_by_an_interrupted_load_is_rebuilt_by_the_next_sync(
+    db, cipher, clock, tmp_path
+):
+    from sqlalchemy import text
+
+    sync_folder(db, cipher, clock, SAMPLE)
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_appointments_patient"))
+    assert _schema_differences(db) != []
+    sync_folder(db, cipher, clock, SAMPLE)
+    assert _schema_differences(db) == []

@@ -7,8 +7,11 @@ across processes cost about as much as the preparation it moved, so the sync sta
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import select
 
 from clinicflow.clock import Clock
 from clinicflow.ehr.folder import data_files, read_folder
@@ -16,6 +19,8 @@ from clinicflow.ehr.ingest import BatchBuilder, Ingestor, IngestReport
 from clinicflow.security.audit import Actor
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store import Database
+from clinicflow.store.bulk import ensure_indexes, indexes_built_after
+from clinicflow.store.replica import FhirResource, replica_tables
 
 SYNC_ACTOR = Actor.system("sync")
 _PROGRESS_EVERY = 500
@@ -47,12 +52,22 @@ def sync_folder(
     """Ingest every resource under `root`; bad ones are reported, the rest are stored."""
     data_files(root)  # a missing folder is an error before any work starts
     ingestor = Ingestor(db, cipher, clock, source="folder", actor=SYNC_ACTOR, batch_size=batch_size)
-    for batch, seen in _prepare(root, ingestor.builder):
-        if batch:
-            ingestor.write(batch)
-        if on_progress is not None:
-            on_progress(seen)
+    tables = replica_tables()
+    ensure_indexes(db.engine, tables)
+    load = indexes_built_after(db.engine, tables) if is_replica_empty(db) else nullcontext()
+    with load:
+        for batch, seen in _prepare(root, ingestor.builder):
+            if batch:
+                ingestor.write(batch)
+            if on_progress is not None:
+                on_progress(seen)
     return ingestor.finish()
+
+
+def is_replica_empty(db: Database) -> bool:
+    """True before the first resource is stored: a first load may build indexes at the end."""
+    with db.engine.connect() as conn:
+        return conn.execute(select(FhirResource.id).limit(1)).first() is None
 
 
 def _prepare(root: Path, builder: BatchBuilder) -> Iterator[tuple[list[Any], int]]:

@@ -9,11 +9,12 @@ PostgreSQL takes aware datetimes and dates natively.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Table
+from sqlalchemy import Date, DateTime, Engine, Table
 from sqlalchemy.orm import Session
 
 from clinicflow.store.base import UTCDateTime
@@ -66,3 +67,30 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
                 ]
     params = list(zip(*by_column, strict=True))
     conn.exec_driver_sql(sql, params)
+
+
+@contextmanager
+def indexes_built_after(engine: Engine, tables: Sequence[Table]) -> Iterator[None]:
+    """Drop the non-unique indexes of `tables`, run the load, then build them again once.
+
+    For a first load into empty tables: maintaining random-keyed indexes row by row rewrites
+    their pages at every commit, while one CREATE INDEX at the end sorts each key once. Unique
+    indexes stay, because the load itself looks rows up by them. The indexes are rebuilt even if
+    the load fails; `ensure_indexes` at the start of the next load repairs a process killed midway.
+    """
+    dropped = [index for table in tables for index in table.indexes if not index.unique]
+    with engine.begin() as conn:
+        for index in dropped:
+            index.drop(conn, checkfirst=True)
+    try:
+        yield
+    finally:
+        ensure_indexes(engine, tables)
+
+
+def ensure_indexes(engine: Engine, tables: Sequence[Table]) -> None:
+    """Create any index of `tables` that is missing (after an interrupted bulk load)."""
+    with engine.begin() as conn:
+        for table in tables:
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)

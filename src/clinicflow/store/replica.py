@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -285,3 +286,9 @@ register_encrypted_column(
     "body",
     lambda row: f"{row.resource_type}/{row.fhir_id}".encode(),
 )
+
+
+def replica_tables() -> list[Table]:
+    """Every table a sync writes: resources, blind index, pending references and typed tables."""
+    models: list[type[Base]] = [FhirResource, LookupIndex, PendingReference, *TYPED_TABLES.values()]
+    return [model.__table__ for model in models]  # type: ignore[misc]  # Tables, typed FromClause
