@@ -3,7 +3,8 @@
 No arguments. Makes its own temp data dir. For the Synthea sample (shared/data) and a 50,000-patient
 synthetic practice it measures:
   - raw:  parse every NDJSON line with the same JSON parser the sync uses (orjson) and insert
-          (type, id, body) blobs into a fresh SQLite file in batches: the floor any sync must pay;
+          (type, id, body) blobs into a fresh SQLite file, committing every DEFAULT_BATCH_SIZE
+          rows as the sync does: the floor any sync must pay;
   - sync: `clinicflow sync folder` in a subprocess on the embedded default (SQLite WAL), with
           encryption, typed columns, blind index, events and audit all on.
 Prints the figures last, as name=value pairs on one line. Target: ratio >= 0.5, peak RSS < 1 GB.
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import orjson
 
+from clinicflow.ehr.ingest import DEFAULT_BATCH_SIZE
 from clinicflow.synth import write_practice
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,7 +36,7 @@ SAMPLE = Path(
 )
 PATIENTS = int(os.environ.get("BENCH_PATIENTS", "50000"))
 ANCHOR = date(2026, 11, 23)
-BATCH = 2000
+BATCH = DEFAULT_BATCH_SIZE  # the raw baseline commits as often as the sync does
 
 
 def raw_baseline(folder: Path, db_path: Path) -> tuple[int, float]:

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from clinicflow.cli.runtime import Runtime
 from clinicflow.ehr import count_items, sync_folder
-from clinicflow.ehr.ingest import IngestReport
+from clinicflow.ehr.ingest import DEFAULT_BATCH_SIZE, IngestReport
 
 app = typer.Typer(help="Bring data from the EHR into clinicflow's replica.", no_args_is_help=True)
 
@@ -21,7 +21,7 @@ EXIT_ALL_STORED, EXIT_SOME_REJECTED = 0, 1
 def folder(
     directory: Annotated[Path, typer.Argument(help="Folder of NDJSON files, Bundles or resources")],
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
-    batch_size: Annotated[int, typer.Option(help="Resources per transaction")] = 2000,
+    batch_size: Annotated[int, typer.Option(help="Resources per transaction")] = DEFAULT_BATCH_SIZE,
 ) -> None:
     """Ingest a folder as Synthea and Bulk Data exports write it; exit 1 if any was rejected."""
     rt = Runtime.load()

@@ -64,6 +64,12 @@ class IngestReport:
         self.by_type.update(result.by_type)
 
 
+# Resources per transaction. Each commit rewrites the index pages its batch touched, so bigger
+# batches write less (measured at 50,000 patients: 2,000 → ~52 s, 5,000 → ~45 s, 10,000 → ~45 s)
+# while a batch of 5,000 prepared resources stays around 15 MB.
+DEFAULT_BATCH_SIZE = 5000
+
+
 class BatchBuilder:
     """Checks and prepares resources into batches, keeping the newest copy of each within one."""
 
@@ -107,7 +113,7 @@ class Ingestor:
         *,
         source: str,
         actor: Actor,
-        batch_size: int = 2000,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.db = db

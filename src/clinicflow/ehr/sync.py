@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from clinicflow.clock import Clock
 from clinicflow.ehr.folder import data_files, read_folder
-from clinicflow.ehr.ingest import BatchBuilder, Ingestor, IngestReport
+from clinicflow.ehr.ingest import DEFAULT_BATCH_SIZE, BatchBuilder, Ingestor, IngestReport
 from clinicflow.security.audit import Actor
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store import Database
@@ -46,7 +46,7 @@ def sync_folder(
     clock: Clock,
     root: Path,
     *,
-    batch_size: int = 2000,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     on_progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest every resource under `root`; bad ones are reported, the rest are stored."""
