@@ -23,6 +23,7 @@ from clinicflow.engine import (
     Registry,
     TaskQueue,
     all_switches,
+    automation_statuses,
     build_runtime,
     request_run,
     run_now,
@@ -53,31 +54,27 @@ def automations_list(json_out: JsonFlag = False) -> None:
     rt = Runtime.load()
     registry = Registry.load(extra=_extra_automations())
     with rt.db.transaction() as session:
-        switches = all_switches(session)
-    rows = []
-    for line in registry.listing():
-        switch = switches.get(line.name)
-        rows.append(
-            {
-                "name": line.name,
-                "summary": line.summary,
-                "trigger": line.trigger,
-                "owner": (switch.owner if switch and switch.owner else line.owner),
-                "status": line.status,
-                "enabled": switch.enabled if switch else True,
-                "dry_run": switch.dry_run if switch else False,
-            }
-        )
+        statuses = automation_statuses(registry.listing(), all_switches(session))
     if json_out:
-        rt.out(rows)
+        rt.out(
+            [
+                {
+                    "name": a.name,
+                    "summary": a.summary,
+                    "trigger": a.trigger,
+                    "owner": a.owner,
+                    "status": a.status,
+                    "enabled": a.switch.enabled,
+                    "dry_run": a.switch.dry_run,
+                }
+                for a in statuses
+            ]
+        )
         return
     table = Table("name", "trigger", "owner", "mode", "status")
-    for row in rows:
-        mode = "off" if not row["enabled"] else "dry-run" if row["dry_run"] else "live"
-        mode = mode if row["status"] == "loaded" else "-"
-        table.add_row(
-            str(row["name"]), str(row["trigger"]), str(row["owner"]), mode, str(row["status"])
-        )
+    for a in statuses:
+        mode = a.mode if a.status == "loaded" else "-"
+        table.add_row(a.name, a.trigger, a.owner, mode, a.status)
     rt.console.print(table)
 
 
@@ -100,9 +97,8 @@ def _switch(
             dry_run=dry_run,
             owner=owner,
         )
-    mode = "off" if not switch.enabled else "dry-run" if switch.dry_run else "live"
     owned = f", owned by {switch.owner}" if switch.owner else ""
-    rt.console.print(f"{name} is now {mode}{owned}")
+    rt.console.print(f"{name} is now {switch.mode}{owned}")
 
 
 @automations_app.command("enable")

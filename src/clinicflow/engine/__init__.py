@@ -70,7 +70,15 @@ from clinicflow.engine.states import (
     WorkItemId,
     WorkItemStatus,
 )
-from clinicflow.engine.switches import OWNER_UNCHANGED, Switch, all_switches, set_switch, switch_for
+from clinicflow.engine.switches import (
+    OWNER_UNCHANGED,
+    AutomationStatus,
+    Switch,
+    all_switches,
+    automation_statuses,
+    set_switch,
+    switch_for,
+)
 from clinicflow.engine.worker import DEFAULT_TICK_S, build_runtime, serve
 from clinicflow.engine.workitems import (
     WorkItemView,
@@ -93,6 +101,7 @@ __all__ = [
     "OWNER_UNCHANGED",
     "WORK_ITEM_OPEN",
     "Automation",
+    "AutomationStatus",
     "DailyHookContext",
     "Delivery",
     "EffectCall",
@@ -141,6 +150,7 @@ __all__ = [
     "WorkItemView",
     "add_note",
     "all_switches",
+    "automation_statuses",
     "build_runtime",
     "claim_work_item",
     "compose_key",

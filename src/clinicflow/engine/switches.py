@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clinicflow.engine.registry import Listing
 from clinicflow.store.engine import AutomationSetting
 
 
@@ -18,6 +20,42 @@ class Switch:
     enabled: bool = True
     dry_run: bool = False
     owner: str | None = None
+
+    @property
+    def mode(self) -> str:
+        """`off`, `dry-run` or `live`, as the automation team reads it."""
+        return "off" if not self.enabled else "dry-run" if self.dry_run else "live"
+
+
+@dataclass(frozen=True, slots=True)
+class AutomationStatus:
+    """One automation as listed, with its switch applied (the owner override wins)."""
+
+    name: str
+    summary: str
+    trigger: str
+    owner: str
+    status: str
+    switch: Switch
+
+    @property
+    def mode(self) -> str:
+        """`off`, `dry-run` or `live`."""
+        return self.switch.mode
+
+
+def automation_statuses(
+    listing: Iterable[Listing], switches: Mapping[str, Switch]
+) -> list[AutomationStatus]:
+    """The registry's listing with each automation's stored switch applied."""
+    statuses = []
+    for line in listing:
+        switch = switches.get(line.name, Switch())
+        owner = switch.owner or line.owner
+        statuses.append(
+            AutomationStatus(line.name, line.summary, line.trigger, owner, line.status, switch)
+        )
+    return statuses
 
 
 def switch_for(session: Session, automation: str) -> Switch:

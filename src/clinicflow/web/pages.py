@@ -10,7 +10,7 @@ from fastapi.templating import Jinja2Templates
 
 from clinicflow.clock import local_text
 from clinicflow.ehr.writeback import count_local_changes
-from clinicflow.engine import all_switches, list_runs
+from clinicflow.engine import all_switches, automation_statuses, list_runs
 from clinicflow.web.health import State
 
 router = APIRouter()
@@ -24,24 +24,9 @@ templates.env.filters["localtime"] = local_text
 def automations_page(request: Request, state: State) -> HTMLResponse:
     """Every automation with its trigger, owner and mode, and the latest runs."""
     with state.db.transaction() as session:
-        switches = all_switches(session)
+        automations = automation_statuses(state.registry.listing(), all_switches(session))
         runs = list_runs(session, limit=50)
         local_changes = count_local_changes(session)
-    automations = []
-    for line in state.registry.listing():
-        switch = switches.get(line.name)
-        enabled = switch.enabled if switch else True
-        dry_run = switch.dry_run if switch else False
-        automations.append(
-            {
-                "name": line.name,
-                "summary": line.summary,
-                "trigger": line.trigger,
-                "owner": switch.owner if switch and switch.owner else line.owner,
-                "mode": "off" if not enabled else "dry-run" if dry_run else "live",
-                "status": line.status,
-            }
-        )
     return templates.TemplateResponse(
         request,
         "automations.html",
