@@ -9,11 +9,10 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from clinicflow.cli.runtime import Runtime
 from clinicflow.cli.serve import run_web
-from clinicflow.ehr import count_items, sync_folder
+from clinicflow.cli.sync import sync_with_progress
 from clinicflow.engine import Schedule, run_now
 from clinicflow.engine.worker import build_runtime
 from clinicflow.store.schema import create_schema
@@ -68,18 +67,7 @@ def demo(
 
 
 def _sync(rt: Runtime, folder: Path) -> None:
-    total = count_items(folder)
-    with Progress(
-        TextColumn("[bold]sync"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=rt.console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("sync", total=total)
-        report = sync_folder(
-            rt.db, rt.cipher, rt.clock, folder, on_progress=lambda n: progress.advance(task, n)
-        )
+    report = sync_with_progress(rt, folder)
     rt.console.print(
         f"synced {report.stored:,} resources ({report.created:,} new, {report.updated:,} updated, "
         f"{len(report.rejected)} rejected), {report.events:,} events"

@@ -25,25 +25,7 @@ def folder(
 ) -> None:
     """Ingest a folder as Synthea and Bulk Data exports write it; exit 1 if any was rejected."""
     rt = Runtime.load()
-    total = count_items(directory)
-    with Progress(
-        TextColumn("[bold]sync"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=rt.console,
-        transient=True,
-        disable=total < 5000,
-    ) as progress:
-        task = progress.add_task("sync", total=total)
-        report = sync_folder(
-            rt.db,
-            rt.cipher,
-            rt.clock,
-            directory,
-            batch_size=batch_size,
-            on_progress=lambda n: progress.advance(task, n),
-        )
+    report = sync_with_progress(rt, directory, batch_size=batch_size)
     for rejection in report.rejected:
         rt.console.print(f"{rejection.where}: {rejection.reason}", markup=False, highlight=False)
     if json_output:
@@ -55,6 +37,31 @@ def folder(
             f"{report.events} events, {report.unresolved_references} unresolved references"
         )
     raise typer.Exit(EXIT_SOME_REJECTED if report.rejected else EXIT_ALL_STORED)
+
+
+def sync_with_progress(
+    rt: Runtime, directory: Path, *, batch_size: int = DEFAULT_BATCH_SIZE
+) -> IngestReport:
+    """Sync a folder with a progress bar on stderr (shown from 5,000 resources up)."""
+    total = count_items(directory)
+    with Progress(
+        TextColumn("[bold]sync"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=rt.console,
+        transient=True,
+        disable=total < 5000,
+    ) as progress:
+        task = progress.add_task("sync", total=total)
+        return sync_folder(
+            rt.db,
+            rt.cipher,
+            rt.clock,
+            directory,
+            batch_size=batch_size,
+            on_progress=lambda n: progress.advance(task, n),
+        )
 
 
 def report_as_dict(report: IngestReport) -> dict[str, object]:
