@@ -36,6 +36,8 @@ class FhirResource(Base):
     __table_args__ = (
         UniqueConstraint("resource_type", "fhir_id"),
         Index("ix_fhir_resources_patient", "patient_id"),
+        # Every status page counts local changes; without this it scans every encrypted body.
+        Index("ix_fhir_resources_local_change", "local_change"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
