@@ -1,15 +1,14 @@
 """Upsert FHIR resources into the replica in batches, collecting rejections as it goes.
 
-`BatchBuilder` does the CPU work with no database (check, extract, hash, encrypt, newest-wins
-within a batch), so it can run in another process; `Ingestor` writes each batch in one
-transaction through `replica_writer.write_resources`. Idempotent: a second ingest of the same
+`BatchBuilder` does the CPU work without touching the database (check, extract, hash, encrypt,
+newest-wins within a batch); `Ingestor` writes each batch in one transaction through
+`replica_writer.write_resources`. Idempotent: a second ingest of the same
 data changes nothing and raises no events.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +102,11 @@ class BatchBuilder:
 
 
 class Ingestor:
-    """Prepares and writes resources in batches; collects rejections, never stops on one."""
+    """Writes prepared batches, each in one transaction, and keeps the running report.
+
+    Callers prepare through `self.builder` (which also collects rejections) and hand each full
+    batch to `write`; `finish` writes what is left and resolves late references.
+    """
 
     def __init__(
         self,
@@ -114,32 +117,14 @@ class Ingestor:
         source: str,
         actor: Actor,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.db = db
         self.cipher = cipher
         self.clock = clock
         self.source = source
         self.actor = actor
-        self.on_batch = on_batch
         self.report = IngestReport()
         self.builder = BatchBuilder(cipher, batch_size)
-
-    def add(self, resource: Any, where: str) -> None:
-        """Check and buffer one resource; a bad one is recorded as rejected with `where`."""
-        batch = self.builder.add(resource, where)
-        if batch:
-            self.write(batch)
-
-    def reject(self, where: str, reason: str) -> None:
-        """Record a rejection found before `add` (bad JSON, an unreadable file)."""
-        self.builder.reject(where, reason)
-
-    def flush(self) -> None:
-        """Write what is buffered."""
-        batch = self.builder.take()
-        if batch:
-            self.write(batch)
 
     def write(self, batch: list[PreparedResource]) -> None:
         """Write one prepared batch in one transaction."""
@@ -153,12 +138,12 @@ class Ingestor:
                 actor=self.actor,
             )
         self.report.add(result)
-        if self.on_batch is not None:
-            self.on_batch(len(batch))
 
     def finish(self) -> IngestReport:
-        """Flush, resolve conditional references that can now be resolved, and report."""
-        self.flush()
+        """Write what the builder still holds, resolve conditional references, and report."""
+        rest = self.builder.take()
+        if rest:
+            self.write(rest)
         with self.db.transaction() as session:
             resolve_pending_references(session)
             self.report.unresolved_references = count_pending_references(session)
