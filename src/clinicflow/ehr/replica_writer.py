@@ -13,7 +13,7 @@ import hmac
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -26,6 +26,7 @@ from clinicflow.engine.events import NewEvent, record_events
 from clinicflow.errors import InputError
 from clinicflow.security.audit import Actor, record_access
 from clinicflow.security.phi import PhiCipher
+from clinicflow.store.base import stored_instant
 from clinicflow.store.bulk import bulk_insert
 from clinicflow.store.replica import (
     TYPED_TABLES,
@@ -246,18 +247,9 @@ def _stored_state(
                 sql, (rtype, *chunk)
             ):
                 found[(rtype, fhir_id)] = StoredState(
-                    content_hash, _as_utc(updated), bool(local), base
+                    content_hash, stored_instant(updated), bool(local), base
                 )
     return found
-
-
-def _as_utc(value: datetime | str | None) -> datetime | None:
-    """A stored instant as aware UTC (SQLite hands back text, PostgreSQL an aware datetime)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _typed_table(resource_type: str) -> Table | None:

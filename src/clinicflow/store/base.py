@@ -40,12 +40,21 @@ class UTCDateTime(TypeDecorator[datetime]):
         value: Any,
         dialect: Dialect,  # noqa: ARG002  (TypeDecorator override; every dialect reads the same)
     ) -> datetime | None:
-        if value is None:
-            return None
-        instant: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
-        if instant.tzinfo is None:
-            return instant.replace(tzinfo=UTC)
-        return instant.astimezone(UTC)
+        return stored_instant(value)
+
+
+def stored_instant(value: datetime | str | None) -> datetime | None:
+    """An instant read back from either database as aware UTC.
+
+    SQLite hands back naive text (written as UTC), PostgreSQL an aware datetime; raw driver reads
+    (the bulk sync path) use this too, so they agree with the ORM.
+    """
+    if value is None:
+        return None
+    instant = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if instant.tzinfo is None:
+        return instant.replace(tzinfo=UTC)
+    return instant.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
