@@ -13,6 +13,7 @@ import hmac
 import json
 import os
 import secrets
+import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -221,6 +222,39 @@ def normalise_for_index(kind: str, value: str) -> str:
     return " ".join(text.split())
 
 
+class _NoncePool:
+    """96-bit random nonces cut from one large read of the OS CSPRNG.
+
+    `os.urandom(12)` is a system call per nonce (~5 µs here, a third of an encryption's cost on
+    the sync path); reading 12 KiB at a time gives the same randomness at a fraction of the cost.
+    A forked child drops its inherited pool, or parent and child would hand out the same nonces.
+    """
+
+    _SIZE = 12 * 1024
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer = b""
+        self._offset = 0
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._buffer, self._offset = b"", 0
+
+    def take(self) -> bytes:
+        """The next unused 12-byte nonce."""
+        with self._lock:
+            if self._offset >= len(self._buffer):
+                self._buffer, self._offset = os.urandom(self._SIZE), 0
+            start = self._offset
+            self._offset = start + 12
+            return self._buffer[start : start + 12]
+
+
+_NONCES = _NoncePool()
+
+
 class PhiCipher:
     """Encrypts and decrypts PHI with a keyring, and computes blind-index hashes."""
 
@@ -237,7 +271,7 @@ class PhiCipher:
 
     def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
         """Encrypt with the active key, bound to `aad`."""
-        nonce = os.urandom(12)
+        nonce = _NONCES.take()
         return FORMAT_V1 + self._active_id + nonce + self._active.encrypt(nonce, plaintext, aad)
 
     def decrypt(self, blob: bytes, aad: bytes) -> bytes:
