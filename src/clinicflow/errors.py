@@ -55,3 +55,26 @@ class SecurityError(ClinicflowError):
     """Keys, encryption or the audit chain are not in order."""
 
     code = "security.error"
+
+
+class EhrError(ClinicflowError):
+    """The EHR refused or failed a request; the message says what, which resource and why."""
+
+    code = "ehr.error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retryable: bool | None = None,
+    ):
+        super().__init__(message, code=code, retryable=retryable)
+        self.status = status
+
+
+class EhrConflictError(EhrError):
+    """The resource changed in the EHR since we read it (HTTP 412): re-read and decide again."""
+
+    code = "ehr.conflict"

@@ -16,6 +16,7 @@ from pydantic_settings import (
 )
 
 DEFAULT_DATA_DIR = Path("var")
+EHR_SIGNING_KEY_FILE = "ehr-signing-key.pem"  # in the keys dir, written by `clinicflow ehr keygen`
 
 
 def _toml_path() -> Path | None:
@@ -58,6 +59,26 @@ class Settings(BaseSettings):
     )
     demo: bool = Field(False, description="Demo mode: placeholders allowed, demo data shown")
     fhir_base_url: str | None = Field(None, description="The EHR's FHIR R4 base; unset: no EHR")
+    fhir_client_id: str | None = Field(
+        None,
+        description="The client id the EHR registered for clinicflow (SMART Backend Services); "
+        "unset: no auth (an open test server)",
+    )
+    fhir_key_path: Path | None = Field(
+        None,
+        description="PEM private key for the SMART client assertion; unset: the key "
+        "`clinicflow ehr keygen` wrote in the data dir",
+    )
+    fhir_scopes: str = Field(
+        "system/*.rs system/Appointment.u system/Communication.c system/Task.c "
+        "system/DocumentReference.c",
+        description="Scopes requested from the EHR (SMART v2 syntax)",
+    )
+    fhir_retry_attempts: int = Field(5, description="Tries per FHIR request when throttled")
+    fhir_max_wait_s: float = Field(60.0, description="Longest wait between tries (Retry-After)")
+    fhir_sync_interval_minutes: int = Field(
+        15, description="How often the worker syncs from the EHR (0: never on its own)"
+    )
     worker_threads: int = Field(4, description="Worker threads per `clinicflow worker` process")
     effect_lease_s: float = Field(120.0, description="How long a worker may hold an effect")
     log_level: str = Field("INFO", description="Log level for the JSON logs")
@@ -104,6 +125,11 @@ class Settings(BaseSettings):
     def queue_path(self) -> Path:
         """huey's own SQLite file, kept apart from the app database."""
         return self.data_dir / "queue.db"
+
+    @property
+    def resolved_fhir_key_path(self) -> Path:
+        """The SMART signing key: the configured path, else the one `ehr keygen` writes."""
+        return self.fhir_key_path or self.keys_dir / EHR_SIGNING_KEY_FILE
 
     @property
     def keys_dir(self) -> Path:

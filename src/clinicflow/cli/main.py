@@ -23,6 +23,7 @@ from clinicflow.cli import (
     backup,
     db,
     demo,
+    ehr,
     engine,
     phi,
     serve,
@@ -43,6 +44,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(sync.app, name="sync")
+app.add_typer(ehr.app, name="ehr")
 app.command("status")(status.status)
 app.command("synth")(synth)
 app.add_typer(audit.app, name="audit")

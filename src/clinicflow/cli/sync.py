@@ -1,4 +1,4 @@
-"""`clinicflow sync folder DIR`: load FHIR NDJSON, Bundles and resources into the replica."""
+"""`clinicflow sync folder DIR` and `sync fhir`: bring FHIR data into the replica."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from clinicflow.cli.runtime import Runtime
+from clinicflow.clock import parse_instant
 from clinicflow.ehr import count_items, sync_folder
+from clinicflow.ehr.fhir_client import client_from_settings
+from clinicflow.ehr.fhir_sync import SyncMode, sync_fhir
 from clinicflow.ehr.ingest import DEFAULT_BATCH_SIZE, IngestReport
 
 app = typer.Typer(help="Bring data from the EHR into clinicflow's replica.", no_args_is_help=True)
@@ -75,3 +78,59 @@ def report_as_dict(report: IngestReport) -> dict[str, object]:
         "unresolved_references": report.unresolved_references,
         "by_type": dict(sorted(report.by_type.items())),
     }
+
+
+@app.command("fhir")
+def fhir(
+    mode: Annotated[SyncMode, typer.Option(help="bulk ($export), search, or auto")] = SyncMode.AUTO,
+    since: Annotated[
+        str | None, typer.Option(help="Only what changed after this instant (ISO 8601)")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Bring the replica up to date from the EHR (CLINICFLOW_FHIR_BASE_URL); exit 1 on rejects."""
+    rt = Runtime.load()
+    since_at = parse_instant(since) if since else None
+    with (
+        client_from_settings(rt.settings) as client,
+        Progress(
+            TextColumn("[bold]sync fhir"),
+            TextColumn("{task.fields[status]}"),
+            MofNCompleteColumn(),
+            console=rt.console,
+            transient=True,
+        ) as progress,
+    ):
+        task = progress.add_task("sync", total=None, status="")
+        result = sync_fhir(
+            rt.db,
+            rt.cipher,
+            rt.clock,
+            client,
+            mode=mode,
+            since=since_at,
+            on_progress=lambda n: progress.advance(task, n),
+            on_status=lambda s: progress.update(task, status=f"export {s}"),
+        )
+    report = result.ingest
+    for rejection in report.rejected:
+        rt.console.print(f"{rejection.where}: {rejection.reason}", markup=False, highlight=False)
+    for message in result.export_errors:
+        rt.console.print(f"export error: {message}", markup=False, highlight=False)
+    if json_output:
+        rt.out(
+            {
+                **report_as_dict(report),
+                "mode": str(result.mode),
+                "since": result.since.isoformat() if result.since else None,
+                "high_water": result.high_water.isoformat() if result.high_water else None,
+                "export_errors": result.export_errors,
+            }
+        )
+    else:
+        rt.console.print(
+            f"{result.mode} sync: stored {report.stored} resources ({report.created} new, "
+            f"{report.updated} updated, {report.unchanged} unchanged), {len(report.rejected)} "
+            f"rejected, {report.events} events"
+        )
+    raise typer.Exit(EXIT_SOME_REJECTED if report.rejected else EXIT_ALL_STORED)

@@ -8,7 +8,7 @@ Each item carries where it came from (`FILE:LINE`, `FILE entry N`) for error mes
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from io import BufferedIOBase
 from pathlib import Path
@@ -24,8 +24,8 @@ _SUFFIXES = (".ndjson", ".ndjson.gz", ".json", ".json.gz")
 
 
 @dataclass(frozen=True, slots=True)
-class FolderItem:
-    """A resource read from the folder, or the reason it could not be read."""
+class SourceItem:
+    """A resource read from a folder, a search page or an export file, or why it could not be."""
 
     where: str
     resource: Mapping[str, Any] | None
@@ -49,34 +49,39 @@ def _open(path: Path) -> BufferedIOBase:
     return gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")
 
 
-def read_ndjson(path: Path, label: str) -> Iterator[FolderItem]:
+def read_ndjson(path: Path, label: str) -> Iterator[SourceItem]:
     """One item per non-blank line, without holding the file in memory."""
     with _open(path) as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{label}:{number}"
-            try:
-                yield FolderItem(where, orjson.loads(line))
-            except orjson.JSONDecodeError as exc:
-                yield FolderItem(where, None, f"not valid JSON ({exc})")
+        yield from ndjson_items(fh, label)
 
 
-def read_json(path: Path, label: str) -> Iterator[FolderItem]:
+def ndjson_items(lines: Iterable[bytes], label: str) -> Iterator[SourceItem]:
+    """One item per non-blank NDJSON line (a file or a download), labelled `label:LINE`."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{label}:{number}"
+        try:
+            yield SourceItem(where, orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            yield SourceItem(where, None, f"not valid JSON ({exc})")
+
+
+def read_json(path: Path, label: str) -> Iterator[SourceItem]:
     """A bare resource, or each entry of a Bundle with its `urn:uuid:` references resolved."""
     with _open(path) as fh:
         try:
             document = orjson.loads(fh.read())
         except orjson.JSONDecodeError as exc:
-            yield FolderItem(label, None, f"not valid JSON ({exc})")
+            yield SourceItem(label, None, f"not valid JSON ({exc})")
             return
     if isinstance(document, dict) and document.get("resourceType") == "Bundle":
         yield from bundle_items(document, label)
     else:
-        yield FolderItem(label, document)
+        yield SourceItem(label, document)
 
 
-def bundle_items(bundle: Mapping[str, Any], label: str) -> Iterator[FolderItem]:
+def bundle_items(bundle: Mapping[str, Any], label: str) -> Iterator[SourceItem]:
     """Each resource in a Bundle; `urn:uuid:` references are rewritten to `Type/id`."""
     entries = [e for e in bundle.get("entry") or () if isinstance(e, dict)]
     mapping = bundle_urn_map(entries)
@@ -84,18 +89,18 @@ def bundle_items(bundle: Mapping[str, Any], label: str) -> Iterator[FolderItem]:
         where = f"{label} entry {number}"
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict):
-            yield FolderItem(where, None, "entry has no resource")
+            yield SourceItem(where, None, "entry has no resource")
             continue
         method = (entry.get("request") or {}).get("method")
         if method == "DELETE":
-            yield FolderItem(where, None, "DELETE entries are not applied from a folder")
+            yield SourceItem(where, None, "DELETE entries are not applied from a folder")
             continue
         if "id" not in resource and entry.get("fullUrl", "").startswith("urn:uuid:"):
             resource = {**resource, "id": entry["fullUrl"].removeprefix("urn:uuid:")}
-        yield FolderItem(where, rewrite_references(resource, mapping) if mapping else resource)
+        yield SourceItem(where, rewrite_references(resource, mapping) if mapping else resource)
 
 
-def read_folder(root: Path) -> Iterator[tuple[Path, Iterator[FolderItem]]]:
+def read_folder(root: Path) -> Iterator[tuple[Path, Iterator[SourceItem]]]:
     """Each data file under `root` with a lazy iterator over its items."""
     base = root if root.is_dir() else root.parent
     for path in data_files(root):

@@ -14,7 +14,7 @@ from clinicflow.clock import Clock, SystemClock
 from clinicflow.logs import request_id_var
 from clinicflow.settings import Settings
 from clinicflow.store import Database
-from clinicflow.web import health, pages
+from clinicflow.web import health, jwks, pages
 from clinicflow.web.state import AppState
 
 # No inline script or style anywhere: the pages load /static files only.
@@ -63,5 +63,6 @@ def create_app(
 
     app.include_router(health.router)
     app.include_router(pages.router)
+    app.include_router(jwks.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app

@@ -1,0 +1,298 @@
+"""`sync fhir`: keep the replica current from a live FHIR server.
+
+Two ways in, one way down: a system-level Bulk Data `$export` when the server's
+CapabilityStatement offers it, paged searches of the types automations need otherwise; both feed
+`ingest_stream`, the path a folder sync takes, so the same checks, events and audit apply.
+
+High-water marks live in `sync_checkpoints`, one per resource type and server. They move only
+past data that is committed, so a sync that dies halfway starts again from the last mark: what it
+fetches twice is recognised as unchanged (no second row, no second event), and nothing is skipped.
+Searches look back a few minutes before the mark, because a server may stamp `lastUpdated` when a
+transaction starts and make it visible only when it commits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import or_, select, update
+
+from clinicflow.clock import Clock
+from clinicflow.ehr.bulk_export import (
+    EXPORT_OPERATION,
+    Downloader,
+    ExportLevel,
+    delete_job,
+    kick_off,
+    wait_for_manifest,
+)
+from clinicflow.ehr.fhir_client import FhirClient
+from clinicflow.ehr.fhirtime import parse_instant
+from clinicflow.ehr.folder import SourceItem
+from clinicflow.ehr.ingest import IngestReport
+from clinicflow.ehr.sync import Progress, ingest_stream
+from clinicflow.engine.upsert import insert_if_absent
+from clinicflow.errors import EhrError, InputError
+from clinicflow.security.phi import PhiCipher
+from clinicflow.store import Database
+from clinicflow.store.replica import SyncCheckpoint
+
+# What automations read: scheduling, the people in it, how to reach them, what covers them.
+SYNC_TYPES: tuple[str, ...] = (
+    "Organization",
+    "Location",
+    "Practitioner",
+    "PractitionerRole",
+    "Schedule",
+    "Slot",
+    "Patient",
+    "Coverage",
+    "Appointment",
+    "Communication",
+    "Encounter",
+)
+SEARCH_PAGE_SIZE = 500
+LOOKBACK = timedelta(minutes=5)
+WHOLE_SYNC = "*"  # the checkpoint row that records the last successful sync as a whole
+
+
+class SyncMode(StrEnum):
+    """How to read from the EHR."""
+
+    AUTO = "auto"  # bulk if the server offers a system-level $export, else search
+    BULK = "bulk"
+    SEARCH = "search"
+
+
+@dataclass
+class FhirSyncReport:
+    """What a FHIR sync did."""
+
+    mode: SyncMode
+    ingest: IngestReport
+    since: datetime | None
+    high_water: datetime | None
+    export_errors: list[str] = field(default_factory=list)
+
+
+def source_key(base_url: str) -> str:
+    """How checkpoints name a server (one practice may change EHR; marks must not mix)."""
+    return f"fhir {base_url.rstrip('/')}"[:200]
+
+
+def supports_system_export(capability: dict[str, Any]) -> bool:
+    """Whether the CapabilityStatement offers `$export` at system level."""
+    for rest in capability.get("rest") or ():
+        for operation in rest.get("operation") or ():
+            if not isinstance(operation, dict):
+                continue
+            definition = str(operation.get("definition") or "")
+            if operation.get("name") == "export" or definition.startswith(EXPORT_OPERATION):
+                return True
+    return False
+
+
+def read_checkpoints(db: Database, source: str) -> dict[str, datetime | None]:
+    """Each type's high-water mark for `source`."""
+    with db.sessions() as session:
+        rows = session.execute(
+            select(SyncCheckpoint.resource_type, SyncCheckpoint.high_water_at).where(
+                SyncCheckpoint.source == source
+            )
+        )
+        return {str(rtype): mark for rtype, mark in rows.tuples()}
+
+
+def save_checkpoint(
+    db: Database, source: str, resource_types: Iterable[str], mark: datetime, now: datetime
+) -> None:
+    """Move the marks of `resource_types` forward to `mark` (never back, even when racing)."""
+    with db.transaction() as session:
+        for rtype in resource_types:
+            key = {"source": source, "resource_type": rtype}
+            insert_if_absent(
+                session,
+                SyncCheckpoint,
+                {**key, "high_water_at": None, "updated_at": now},
+                ["source", "resource_type"],
+            )
+            session.execute(
+                update(SyncCheckpoint)
+                .where(
+                    SyncCheckpoint.source == source,
+                    SyncCheckpoint.resource_type == rtype,
+                    or_(
+                        SyncCheckpoint.high_water_at.is_(None), SyncCheckpoint.high_water_at < mark
+                    ),
+                )
+                .values(high_water_at=mark, updated_at=now)
+            )
+
+
+def sync_fhir(
+    db: Database,
+    cipher: PhiCipher,
+    clock: Clock,
+    client: FhirClient,
+    *,
+    mode: SyncMode = SyncMode.AUTO,
+    since: datetime | None = None,
+    types: Sequence[str] = SYNC_TYPES,
+    on_progress: Progress | None = None,
+    on_status: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> FhirSyncReport:
+    """Bring the replica up to date from `client`'s server; `since` overrides the marks."""
+    source = source_key(client.base_url)
+    started = clock.now()
+    marks = read_checkpoints(db, source)
+    if mode is SyncMode.AUTO:
+        mode = SyncMode.BULK if supports_system_export(client.capability()) else SyncMode.SEARCH
+    if mode is SyncMode.BULK:
+        start_from = since if since is not None else _oldest_mark(marks, types)
+        report = _bulk(
+            db, cipher, clock, client, source, types, start_from, on_progress, on_status, sleep
+        )
+    else:
+        report = _search(db, cipher, clock, client, source, types, marks, since, on_progress)
+    # The replica is now current as of the export's transactionTime, or the start of the searches.
+    current_as_of = report.high_water if mode is SyncMode.BULK else started
+    save_checkpoint(db, source, [WHOLE_SYNC], current_as_of or started, clock.now())
+    return report
+
+
+def _oldest_mark(marks: dict[str, datetime | None], types: Sequence[str]) -> datetime | None:
+    """The `_since` that covers every type: the oldest mark, or None if a type has none yet."""
+    found = [marks.get(t) for t in types]
+    return None if any(m is None for m in found) else min(m for m in found if m is not None)
+
+
+def _bulk(
+    db: Database,
+    cipher: PhiCipher,
+    clock: Clock,
+    client: FhirClient,
+    source: str,
+    types: Sequence[str],
+    since: datetime | None,
+    on_progress: Progress | None,
+    on_status: Callable[[str], None] | None,
+    sleep: Callable[[float], None],
+) -> FhirSyncReport:
+    status_url = kick_off(client.http, ExportLevel.SYSTEM, types=types, since=since)
+    try:
+        manifest = wait_for_manifest(
+            client.http, status_url, clock=clock, sleep=sleep, on_progress=on_status
+        )
+        downloader = Downloader(client.http, manifest)
+        try:
+            ingest = ingest_stream(
+                db, cipher, clock, downloader.items(), source="bulk", on_progress=on_progress
+            )
+            errors = list(downloader.error_messages())
+        finally:
+            downloader.close()
+    finally:
+        delete_job(client.http, status_url)
+    # Everything up to transactionTime is now stored: the next export starts from there.
+    save_checkpoint(db, source, types, manifest.transaction_time, clock.now())
+    return FhirSyncReport(SyncMode.BULK, ingest, since, manifest.transaction_time, errors)
+
+
+class _MarkTracker:
+    """The newest `meta.lastUpdated` a type's search has handed out, and whether it was sorted."""
+
+    def __init__(self) -> None:
+        self.newest: datetime | None = None
+        self.in_order = True
+
+    def watch(self, pages: Iterable[list[SourceItem]]) -> Iterator[SourceItem]:
+        for items in pages:
+            for item in items:
+                self._see(item)
+                yield item
+
+    def _see(self, item: SourceItem) -> None:
+        meta = item.resource.get("meta") if item.resource is not None else None
+        stamp = meta.get("lastUpdated") if isinstance(meta, dict) else None
+        try:
+            when = parse_instant(stamp, "meta.lastUpdated") if stamp else None
+        except InputError:
+            when = None  # the resource itself will be rejected with the reason
+        if when is None:
+            return
+        if self.newest is not None and when < self.newest:
+            self.in_order = False
+        if self.newest is None or when > self.newest:
+            self.newest = when
+
+
+def _search(
+    db: Database,
+    cipher: PhiCipher,
+    clock: Clock,
+    client: FhirClient,
+    source: str,
+    types: Sequence[str],
+    marks: dict[str, datetime | None],
+    since: datetime | None,
+    on_progress: Progress | None,
+) -> FhirSyncReport:
+    total = IngestReport()
+    oldest: datetime | None = None
+    newest: datetime | None = None
+    for rtype in types:
+        start = since if since is not None else marks.get(rtype)
+        params: dict[str, str | list[str]] = {
+            "_count": str(SEARCH_PAGE_SIZE),
+            "_sort": "_lastUpdated",
+        }
+        if start is not None:
+            lookback = (start - LOOKBACK).astimezone(UTC)
+            params["_lastUpdated"] = f"ge{lookback.isoformat(timespec='milliseconds')}"
+            oldest = start if oldest is None else min(oldest, start)
+        tracker = _MarkTracker()
+        pages = (page.items for page in client.search(rtype, params))
+
+        def advance(rtype: str = rtype, tracker: _MarkTracker = tracker) -> None:
+            # Mid-search only if pages came oldest first: else an unseen older one could be
+            # skipped by a mark past it. The end of the search moves it in any case (below).
+            if tracker.in_order and tracker.newest is not None:
+                save_checkpoint(db, source, [rtype], tracker.newest, clock.now())
+
+        try:
+            report = ingest_stream(
+                db,
+                cipher,
+                clock,
+                tracker.watch(pages),
+                source="fhir",
+                on_progress=on_progress,
+                after_write=advance,
+            )
+        except EhrError as exc:
+            raise EhrError(
+                f"Sync of {rtype} stopped: {exc.message}",
+                status=exc.status,
+                retryable=exc.retryable,
+            ) from exc
+        if tracker.newest is not None:
+            save_checkpoint(db, source, [rtype], tracker.newest, clock.now())
+            newest = tracker.newest if newest is None else max(newest, tracker.newest)
+        _add(total, report)
+    return FhirSyncReport(SyncMode.SEARCH, total, oldest, newest)
+
+
+def _add(total: IngestReport, part: IngestReport) -> None:
+    total.created += part.created
+    total.updated += part.updated
+    total.unchanged += part.unchanged
+    total.events += part.events
+    total.unresolved_references = part.unresolved_references  # the replica's count after it
+    total.rejected.extend(part.rejected)
+    total.by_type.update(part.by_type)
