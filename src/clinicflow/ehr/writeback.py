@@ -1,5 +1,6 @@
 """Write-back of automation outcomes (confirmations, cancellations, new resources).
 
+With an EHR connected, `remote_writeback` reads, decides and writes conditionally over FHIR.
 With no EHR connected (the embedded default) a write-back applies to the replica and the resource
 is marked `local_change` with source `local`: visible on the status page and in `status`, so
 nobody mistakes it for something the EHR has accepted. The change itself is a pure function.
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from clinicflow.ehr import remote_writeback as remote
 from clinicflow.ehr.replica_writer import (
     body_aad,
     prepare_resource,
@@ -26,7 +28,7 @@ from clinicflow.ehr.replica_writer import (
 )
 from clinicflow.ehr.validate import check_resource
 from clinicflow.engine import Delivery, EffectCall, HandlerEnv, register_effect_handler
-from clinicflow.errors import EngineError, InputError
+from clinicflow.errors import EhrError, InputError
 from clinicflow.security.audit import Actor
 from clinicflow.store.replica import FhirResource
 
@@ -119,42 +121,110 @@ def apply_change(
     return updated
 
 
-class LocalWriteBackHandler:
-    """Applies write-backs to the replica when no EHR is connected; marks them `local`."""
+class WriteBackHandler:
+    """Carries out `ehr.write_back` effects: to the EHR when one is connected, else locally.
+
+    Not transactional: with an EHR the write happens outside our database, so after a crash
+    mid-call `reconcile` reads the EHR to tell whether it took. Without one, the change commits
+    with the effect's `done`, so an effect that is not done did not happen.
+    """
 
     reaches_patient = False
-    transactional = True
+    transactional = False
 
     def execute(self, call: EffectCall, env: HandlerEnv) -> Mapping[str, object]:
-        """Apply the change in the transaction that marks the effect done."""
-        if env.settings.fhir_base_url:
-            raise EngineError(
-                "An EHR is configured but this version writes back only to the local replica; "
-                "unset CLINICFLOW_FHIR_BASE_URL or upgrade clinicflow.",
-                code="ehr.write_back_unavailable",
-                retryable=False,
-            )
+        """Apply the change to the EHR (and the replica), or to the replica alone."""
         change = WriteBack.from_payload(call.payload)
-        current = load_resource(env, change.resource_type, change.fhir_id)
-        now = env.clock.now()
-        updated = apply_change(current, change, now)
-        result = write_resources(
-            env.session,
-            env.cipher,
-            [prepare_resource(updated, env.cipher)],
-            now=now,
-            source="local",
-            actor=Actor.automation(call.automation),
-            action="write",
-        )
-        # Re-extraction leaves conditional references pending again; resolve them now, not at the
-        # next sync, so the typed row keeps its practitioner, location and patient.
-        resolve_pending_references(env.session)
-        return {"applied": "local", "events": result.events}
+        if env.settings.fhir_base_url:
+            return _execute_remote(call, env, change)
+        return _execute_local(call, env, change)
 
-    def reconcile(self, call: EffectCall, env: HandlerEnv) -> Delivery:  # noqa: ARG002  (protocol)
-        """Never asked: a transactional effect that is not done did not happen."""
-        return Delivery.NOT_DELIVERED
+    def reconcile(self, call: EffectCall, env: HandlerEnv) -> Delivery:
+        """After a crash mid-call: does the EHR show the change? (Locally it cannot have.)"""
+        if not env.settings.fhir_base_url:
+            return Delivery.NOT_DELIVERED
+        change = WriteBack.from_payload(call.payload)
+        client = remote.shared_client(env.settings)
+        try:
+            if change.change is Change.CREATE:
+                found = next(iter(client.search(change.resource_type, _effect_query(call.key))))
+                return Delivery.DELIVERED if found.items else Delivery.NOT_DELIVERED
+            current = client.read(change.resource_type, change.fhir_id).resource
+        except EhrError:
+            return Delivery.UNKNOWN
+        verdict = _decide(current, change, env.clock.now())[0].verdict
+        return Delivery.DELIVERED if verdict is remote.Verdict.ALREADY else Delivery.NOT_DELIVERED
+
+
+def _effect_query(effect_key: str) -> dict[str, str | list[str]]:
+    system_and_key = remote.effect_search(effect_key).removeprefix("identifier=")
+    return {"identifier": system_and_key}
+
+
+def _decide(
+    current: Mapping[str, Any], change: WriteBack, now: datetime
+) -> tuple[remote.Decision, dict[str, Any] | None]:
+    """The verdict on `change` against the EHR's current version, and the updated resource."""
+    if change.change is Change.CONFIRM:
+        decision = remote.decide_confirm(current)
+    elif change.change is Change.SET_STATUS and change.status:
+        decision = remote.decide_status(current, change.status)
+    else:
+        raise InputError(f"{change.change} cannot be applied to an existing resource")
+    if decision.verdict is not remote.Verdict.APPLY:
+        return decision, None
+    return decision, apply_change(current, change, now)
+
+
+def _execute_remote(call: EffectCall, env: HandlerEnv, change: WriteBack) -> Mapping[str, object]:
+    client = remote.shared_client(env.settings)
+    what = f"{change.change} {change.resource_type}/{change.fhir_id}"
+    try:
+        if change.change is Change.CREATE:
+            if change.resource is None:
+                raise InputError("a create needs the resource to create")
+            made = remote.with_effect_identifier(change.resource, call.key)
+            made.setdefault("resourceType", change.resource_type)
+            created = client.create(
+                remote.for_ehr(made), if_none_exist=remote.effect_search(call.key)
+            )
+            events = remote.store_returned(env, created.resource, call.automation)
+            return {"applied": "ehr", "id": str(created.resource.get("id")), "events": events}
+        decision, written = remote.update_with_retries(
+            client,
+            change.resource_type,
+            change.fhir_id,
+            lambda current: _decide(current, change, env.clock.now()),
+        )
+    except EhrError as exc:
+        raise remote.write_unknown(exc, what) from exc
+    if decision.verdict is remote.Verdict.APPLY and written is not None:
+        events = remote.store_returned(env, written.resource, call.automation)
+        return {"applied": "ehr", "version": written.etag or "", "events": events}
+    # Nothing written: the EHR already shows it, or it no longer makes sense. Still refresh the
+    # replica with what the EHR holds, so automations stop acting on the old version.
+    if written is not None:
+        remote.store_returned(env, written.resource, call.automation)
+    return {"applied": str(decision.verdict), "why": decision.why}
+
+
+def _execute_local(call: EffectCall, env: HandlerEnv, change: WriteBack) -> Mapping[str, object]:
+    current = load_resource(env, change.resource_type, change.fhir_id)
+    now = env.clock.now()
+    updated = apply_change(current, change, now)
+    result = write_resources(
+        env.session,
+        env.cipher,
+        [prepare_resource(updated, env.cipher)],
+        now=now,
+        source="local",
+        actor=Actor.automation(call.automation),
+        action="write",
+    )
+    # Re-extraction leaves conditional references pending again; resolve them now, not at the
+    # next sync, so the typed row keeps its practitioner, location and patient.
+    resolve_pending_references(env.session)
+    return {"applied": "local", "events": result.events}
 
 
 def load_resource(env: HandlerEnv, resource_type: str, fhir_id: str) -> dict[str, Any] | None:
@@ -178,4 +248,4 @@ def count_local_changes(session: Session) -> int:
     return int(session.execute(query).scalar_one())
 
 
-register_effect_handler(EHR_WRITE_BACK, LocalWriteBackHandler())
+register_effect_handler(EHR_WRITE_BACK, WriteBackHandler())
