@@ -32,6 +32,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/fhir_sync.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -34,7 +34,7 @@ from clinicflow.ehr.bulk_export import (
 from clinicflow.ehr.fhir_client import FhirClient
 from clinicflow.ehr.fhirtime import parse_instant
 from clinicflow.ehr.folder import SourceItem
-from clinicflow.ehr.ingest import IngestReport
+from clinicflow.ehr.ingest import DEFAULT_BATCH_SIZE, IngestReport
 from clinicflow.ehr.sync import Progress, ingest_stream
 from clinicflow.engine.upsert import insert_if_absent
 from clinicflow.errors import EhrError, InputError
@@ -105,7 +105,7 @@ def read_checkpoints(db: Database, source: str) -> dict[str, datetime | None]:
                 SyncCheckpoint.source == source
             )
         )
-        return {str(rtype): mark for rtype, mark in rows.tuples()}
+        return {str(rtype): mark for rtype, mark in rows}
 
 
 def save_checkpoint(
@@ -146,6 +146,7 @@ def sync_fhir(
     on_progress: Progress | None = None,
     on_status: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> FhirSyncReport:
     """Bring the replica up to date from `client`'s server; `since` overrides the marks."""
     source = source_key(client.base_url)
@@ -156,10 +157,22 @@ def sync_fhir(
     if mode is SyncMode.BULK:
         start_from = since if since is not None else _oldest_mark(marks, types)
         report = _bulk(
-            db, cipher, clock, client, source, types, start_from, on_progress, on_status, sleep
+            db,
+            cipher,
+            clock,
+            client,
+            source,
+            types,
+            start_from,
+            on_progress,
+            on_status,
+            sleep,
+            batch_size,
         )
     else:
-        report = _search(db, cipher, clock, client, source, types, marks, since, on_progress)
+        report = _search(
+            db, cipher, clock, client, source, types, marks, since, on_progress, batch_size
+        )
     # The replica is now current as of the export's transactionTime, or the start of the searches.
     current_as_of = report.high_water if mode is SyncMode.BULK else started
     save_checkpoint(db, source, [WHOLE_SYNC], current_as_of or started, clock.now())
@@ -183,6 +196,7 @@ def _bulk(
     on_progress: Progress | None,
     on_status: Callable[[str], None] | None,
     sleep: Callable[[float], None],
+    batch_size: int,
 ) -> FhirSyncReport:
     status_url = kick_off(client.http, ExportLevel.SYSTEM, types=types, since=since)
     try:
@@ -192,7 +206,13 @@ def _bulk(
         downloader = Downloader(client.http, manifest)
         try:
             ingest = ingest_stream(
-                db, cipher, clock, downloader.items(), source="bulk", on_progress=on_progress
+                db,
+                cipher,
+                clock,
+                downloader.items(),
+                source="bulk",
+                on_progress=on_progress,
+                batch_size=batch_size,
             )
             errors = list(downloader.error_messages())
         finally:
@@ -242,6 +262,7 @@ def _search(
     marks: dict[str, datetime | None],
     since: datetime | None,
     on_progress: Progress | None,
+    batch_size: int,
 ) -> FhirSyncReport:
     total = IngestReport()
     oldest: datetime | None = None
@@ -274,6 +295,7 @@ def _search(
                 source="fhir",
                 on_progress=on_progress,
                 after_write=advance,
+                batch_size=batch_size,
             )
         except EhrError as exc:
             raise EhrError(
