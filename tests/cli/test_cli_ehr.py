@@ -1,0 +1,106 @@
+"""`clinicflow ehr keygen|jwks|check` and `sync fhir`, as processes, against the FHIR peer."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from tests.cli.cli_process import CLINICFLOW, Result, clinicflow, embedded_env, said
+from tests.fhir_peer import FhirPeer, PeerConfig, running_peer
+
+from clinicflow.clock import SystemClock
+from clinicflow.settings import Settings
+from clinicflow.web import create_app
+
+CLIENT_ID = "clinicflow-cli"
+
+
+def _run(data_dir: Path, base_url: str, *args: str) -> Result:
+    env = embedded_env(data_dir) | {
+        "CLINICFLOW_FHIR_BASE_URL": base_url,
+        "CLINICFLOW_FHIR_CLIENT_ID": CLIENT_ID,
+    }
+    return subprocess.run(
+        [CLINICFLOW, *args], env=env, cwd=data_dir, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture
+def installed(tmp_path: Path) -> Path:
+    assert clinicflow(tmp_path, "db", "upgrade").returncode == 0
+    keygen = clinicflow(tmp_path, "ehr", "keygen", "--alg", "RS384")
+    assert keygen.returncode == 0, keygen.stderr
+    assert "/.well-known/jwks.json" in said(keygen)
+    return tmp_path
+
+
+@pytest.fixture
+def peer_url(installed: Path) -> Iterator[str]:
+    jwks = json.loads(clinicflow(installed, "ehr", "jwks").stdout)
+    peer = FhirPeer(PeerConfig(clients={CLIENT_ID: jwks}, export_polls=0))
+    start = SystemClock().now() + timedelta(days=1)  # the peer runs on real time
+    peer.put({"resourceType": "Patient", "id": "p1", "name": [{"family": "Lee"}]})
+    peer.put(
+        {
+            "resourceType": "Appointment",
+            "id": "a1",
+            "status": "booked",
+            "start": start.isoformat(),
+            "end": (start + timedelta(minutes=15)).isoformat(),
+            "participant": [{"actor": {"reference": "Patient/p1"}, "status": "accepted"}],
+        }
+    )
+    peer.put({"resourceType": "Appointment", "id": "bad", "participant": []})
+    with running_peer(peer) as url:
+        yield url
+
+
+def test_keygen_keeps_the_private_key_private_and_publishes_only_the_public_half(installed):
+    key_file = installed / "keys" / "ehr-signing-key.pem"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    jwks = json.loads(clinicflow(installed, "ehr", "jwks").stdout)
+    (key,) = jwks["keys"]
+    assert key["alg"] == "RS384"
+    assert "d" not in key
+    again = clinicflow(installed, "ehr", "keygen")
+    assert again.returncode != 0
+    assert "--rotate" in said(again)
+    web = TestClient(create_app(Settings(data_dir=installed)))
+    served = web.get("/.well-known/jwks.json")
+    assert served.status_code == 200
+    assert served.json() == jwks
+
+
+def test_check_reports_what_the_ehr_supports(installed, peer_url):
+    result = _run(installed, peer_url, "ehr", "check", "--json")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["bulk_export"] is True
+    assert found["token_endpoint"].endswith("/auth/token")
+    assert "system/*.rs" in found["granted_scopes"] or "Patient" in found["granted_scopes"]
+    assert found["types"]["Appointment"]["search"] == "ok"
+
+
+def test_sync_fhir_stores_what_is_good_and_names_what_is_not(installed, peer_url):
+    result = _run(installed, peer_url, "sync", "fhir", "--mode", "search", "--json")
+    assert result.returncode == 1, result.stderr  # one resource was rejected
+    summary = json.loads(result.stdout)
+    assert summary["created"] == 2
+    (rejected,) = summary["rejected"]
+    assert rejected["where"].startswith("Appointment search page 1 entry")
+    assert "Appointment search page 1 entry" in said(result)
+    status = json.loads(clinicflow(installed, "status", "--json").stdout)
+    assert status["resources"]["Appointment"] == 1
+
+
+def test_without_an_ehr_sync_fhir_says_which_setting_to_set(tmp_path):
+    clinicflow(tmp_path, "db", "upgrade")
+    result = clinicflow(tmp_path, "sync", "fhir")
+    assert result.returncode == 2
+    assert "CLINICFLOW_FHIR_BASE_URL" in said(result)
