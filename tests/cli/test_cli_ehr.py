@@ -88,6 +88,8 @@ def test_check_reports_what_the_ehr_supports(installed, peer_url):
 
 
 def test_sync_fhir_stores_what_is_good_and_names_what_is_not(installed, peer_url):
+    web = TestClient(create_app(Settings(data_dir=installed, fhir_base_url=peer_url)))
+    assert web.get("/readyz").json()["checks"]["ehr_sync"].startswith("never synced")
     result = _run(installed, peer_url, "sync", "fhir", "--mode", "search", "--json")
     assert result.returncode == 1, result.stderr  # one resource was rejected
     summary = json.loads(result.stdout)
@@ -97,6 +99,12 @@ def test_sync_fhir_stores_what_is_good_and_names_what_is_not(installed, peer_url
     assert "Appointment search page 1 entry" in said(result)
     status = json.loads(clinicflow(installed, "status", "--json").stdout)
     assert status["resources"]["Appointment"] == 1
+    synced = status["ehr_sync"][peer_url]
+    assert synced["current_as_of"] is not None
+    assert 0 <= synced["lag_s"] < 120
+    readiness = web.get("/readyz").json()
+    assert readiness["status"] == "ready"
+    assert readiness["checks"]["ehr_sync"].startswith("ok: current as of")
 
 
 def test_without_an_ehr_sync_fhir_says_which_setting_to_set(tmp_path):

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from clinicflow.cli.runtime import Runtime
 from clinicflow.ehr.writeback import count_local_changes
-from clinicflow.store.summary import summarize
+from clinicflow.store.summary import ehr_sync_state, summarize
 
 
 def status(
@@ -19,6 +19,7 @@ def status(
     rt = Runtime.load()
     with rt.db.transaction() as session:
         summary = summarize(session)
+        summary["ehr_sync"] = ehr_sync_state(session, rt.clock.now())
         local_changes = count_local_changes(session)
     if json_output:
         rt.out(summary)
@@ -35,6 +36,14 @@ def status(
     for state, n in summary["runs"].items():
         table.add_row(f"runs · {state}", str(n))
     rt.console.print(table)
+    for base, synced in summary["ehr_sync"].items():
+        lag = synced["lag_s"]
+        rt.console.print(
+            f"EHR {base}: current as of {synced['current_as_of']}"
+            + (f" ({lag // 60} min ago)" if lag is not None else ""),
+            markup=False,
+            highlight=False,
+        )
     if local_changes:
         rt.console.print(
             f"{local_changes} change(s) made by automations are kept locally (no EHR connected)."

@@ -40,7 +40,7 @@ from clinicflow.engine.upsert import insert_if_absent
 from clinicflow.errors import EhrError, InputError
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store import Database
-from clinicflow.store.replica import SyncCheckpoint
+from clinicflow.store.replica import WHOLE_SYNC_TYPE, SyncCheckpoint
 
 # What automations read: scheduling, the people in it, how to reach them, what covers them.
 SYNC_TYPES: tuple[str, ...] = (
@@ -58,7 +58,7 @@ SYNC_TYPES: tuple[str, ...] = (
 )
 SEARCH_PAGE_SIZE = 500
 LOOKBACK = timedelta(minutes=5)
-WHOLE_SYNC = "*"  # the checkpoint row that records the last successful sync as a whole
+WHOLE_SYNC = WHOLE_SYNC_TYPE
 
 
 class SyncMode(StrEnum):

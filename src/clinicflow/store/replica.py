@@ -254,6 +254,11 @@ class Encounter(Base):
     end_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+# The checkpoint row, per source, that records the last successful sync as a whole: its mark is
+# what the replica is current as of, its updated_at when that sync finished.
+WHOLE_SYNC_TYPE = "*"
+
+
 class SyncCheckpoint(Base):
     """High-water marks for incremental sync, per source and resource type."""
 

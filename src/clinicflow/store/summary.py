@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clinicflow.store.engine import AutomationRun, Effect, Event, WorkItem
-from clinicflow.store.replica import FhirResource
+from clinicflow.store.replica import WHOLE_SYNC_TYPE, FhirResource, SyncCheckpoint
 
 CLOSED_WORK_ITEM_STATUSES = ("completed", "cancelled", "entered-in-error", "rejected", "failed")
 
@@ -32,4 +33,21 @@ def summarize(session: Session) -> dict[str, Any]:
         "work_items": {"open": int(session.execute(open_items).scalar_one())},
         "effects": _grouped(session, Effect.state),
         "runs": _grouped(session, AutomationRun.state),
+    }
+
+
+def ehr_sync_state(session: Session, now: datetime) -> dict[str, dict[str, Any]]:
+    """For each EHR synced from: what the replica is current as of, and how far behind that is."""
+    rows = session.execute(
+        select(SyncCheckpoint.source, SyncCheckpoint.high_water_at, SyncCheckpoint.updated_at)
+        .where(SyncCheckpoint.resource_type == WHOLE_SYNC_TYPE)
+        .order_by(SyncCheckpoint.source)
+    )
+    return {
+        str(source).removeprefix("fhir "): {
+            "current_as_of": current.isoformat() if current else None,
+            "last_success_at": finished.isoformat(),
+            "lag_s": round((now - current).total_seconds()) if current else None,
+        }
+        for source, current, finished in rows
     }

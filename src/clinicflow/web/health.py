@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from clinicflow.engine import QueueUnavailableError
 from clinicflow.errors import StoreError
 from clinicflow.store import check_reachable
-from clinicflow.store.summary import summarize
+from clinicflow.store.summary import ehr_sync_state, summarize
 from clinicflow.web.state import AppState
 
 router = APIRouter()
@@ -58,8 +58,23 @@ def readyz(state: State) -> Response:
     except QueueUnavailableError as exc:
         checks["queue"] = exc.message
     ready = all(v == "ok" for v in checks.values())
+    if state.settings.fhir_base_url and checks["database"] == "ok":
+        # Reported, not gating: a lagging EHR sync must not take the web app out of service.
+        checks["ehr_sync"] = _ehr_sync_check(state)
     body = Health(status="ready" if ready else "not ready", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+def _ehr_sync_check(state: AppState) -> str:
+    base = str(state.settings.fhir_base_url).rstrip("/")
+    with state.db.transaction() as session:
+        synced = ehr_sync_state(session, state.clock.now()).get(base)
+    if synced is None or synced["lag_s"] is None:
+        return "never synced: run `clinicflow sync fhir`"
+    interval_s = state.settings.fhir_sync_interval_minutes * 60
+    lag_s = synced["lag_s"]
+    verdict = "ok" if not interval_s or lag_s <= 2 * interval_s else "behind"
+    return f"{verdict}: current as of {synced['current_as_of']} ({lag_s // 60} min ago)"
 
 
 class ReplicaCollector(Collector):
