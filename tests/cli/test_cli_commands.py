@@ -17,7 +17,8 @@ SAMPLE_RESOURCES = sum(
     len(path.read_text(encoding="utf-8").splitlines())
     for path in SAMPLE.glob("*.000.ndjson")  # log.ndjson is the export's log, not resources
 )
-SUMMARY_KEYS = {"resources", "events", "work_items", "effects", "runs"}
+# The issue-3 shape, plus what the replica is current as of per EHR (issue 4).
+SUMMARY_KEYS = {"resources", "events", "work_items", "effects", "runs", "ehr_sync"}
 
 
 @dataclass(frozen=True)
