@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy import func, select
 from tests.fhir_peer import Fault, FhirPeer, PeerConfig, running_peer
 
-from clinicflow.clock import FakeClock
+from clinicflow.clock import FakeClock, SystemClock
+from clinicflow.ehr.bulk_export import kick_off, wait_for_manifest
 from clinicflow.ehr.fhir_client import FhirClient
 from clinicflow.ehr.fhir_sync import (
     WHOLE_SYNC,
@@ -229,6 +230,25 @@ def test_bulk_export_waits_as_told_streams_the_files_and_cleans_up(
     assert again.ingest.created == 0
     kick_offs = [r for r in ehr.peer.requests if r.path.endswith("$export")]
     assert "_since" in kick_offs[-1].query
+
+
+def test_a_file_that_needs_no_token_is_fetched_without_one(ehr: Ehr):
+    status_url = kick_off(ehr.client.http, types=["Patient"])
+    manifest = wait_for_manifest(
+        ehr.client.http, status_url, clock=SystemClock(), sleep=lambda _s: None
+    )
+    url = manifest.outputs[0].url
+    with ehr.client.http.lines(url) as lines:
+        assert sum(1 for _ in lines) == 12
+    # The peer wants a token for its files, so a token-free fetch is refused: proof none was sent.
+    with (
+        pytest.raises(EhrError, match="401"),
+        ehr.client.http.lines(url, with_token=False) as lines,
+    ):
+        list(lines)
+    last = ehr.peer.requests[-1]
+    assert last.path.endswith(".ndjson")
+    assert "authorization" not in last.headers
 
 
 def test_auto_mode_chooses_bulk_when_the_server_offers_export(

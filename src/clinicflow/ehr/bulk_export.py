@@ -19,18 +19,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-import httpx
 import orjson
 
 from clinicflow.clock import Clock
 from clinicflow.ehr.fhirtime import parse_instant
 from clinicflow.ehr.folder import SourceItem, ndjson_items
 from clinicflow.ehr.http import (
-    DEFAULT_TIMEOUT,
     FHIR_JSON,
     FHIR_NDJSON,
     FhirHttp,
-    ndjson_lines,
     outcome_text,
     retry_after_seconds,
 )
@@ -188,21 +185,11 @@ class Downloader:
     def __init__(self, http: FhirHttp, manifest: Manifest) -> None:
         self.http = http
         self.manifest = manifest
-        self._plain: httpx.Client | None = None
 
     def lines(self, url: str) -> Iterator[bytes]:
         """Lines of one file, streamed."""
-        if self.manifest.requires_access_token:
-            with self.http.lines(url) as lines:
-                yield from lines
-            return
-        if self._plain is None:
-            self._plain = httpx.Client(timeout=DEFAULT_TIMEOUT)
-        with self._plain.stream("GET", url, headers={"Accept": FHIR_NDJSON}) as response:
-            if response.status_code != 200:
-                response.read()
-                raise EhrError(f"Downloading {url}: the server answered {response.status_code}.")
-            yield from ndjson_lines(response)
+        with self.http.lines(url, with_token=self.manifest.requires_access_token) as lines:
+            yield from lines
 
     def items(self) -> Iterator[SourceItem]:
         """Every resource of every output file, labelled `Type file N:LINE`."""
@@ -221,11 +208,6 @@ class Downloader:
                 except orjson.JSONDecodeError:
                     said = None
                 yield said or line[:200].decode("utf-8", "replace")
-
-    def close(self) -> None:
-        """Close the token-free client if one was opened."""
-        if self._plain is not None:
-            self._plain.close()
 
 
 def delete_job(http: FhirHttp, status_url: str) -> None:

@@ -204,19 +204,16 @@ def _bulk(
             client.http, status_url, clock=clock, sleep=sleep, on_progress=on_status
         )
         downloader = Downloader(client.http, manifest)
-        try:
-            ingest = ingest_stream(
-                db,
-                cipher,
-                clock,
-                downloader.items(),
-                source="bulk",
-                on_progress=on_progress,
-                batch_size=batch_size,
-            )
-            errors = list(downloader.error_messages())
-        finally:
-            downloader.close()
+        ingest = ingest_stream(
+            db,
+            cipher,
+            clock,
+            downloader.items(),
+            source="bulk",
+            on_progress=on_progress,
+            batch_size=batch_size,
+        )
+        errors = list(downloader.error_messages())
     finally:
         delete_job(client.http, status_url)
     # Everything up to transactionTime is now stored: the next export starts from there.

@@ -30,6 +30,9 @@ FHIR_JSON = "application/fhir+json"
 FHIR_NDJSON = "application/fhir+ndjson"
 # Connect quickly or not at all; a search page or an export file may take a while to come.
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=60.0, pool=10.0)
+# The base Auth sends a request as it is: for files a manifest says need no token (they may sit
+# on a storage host that must never see it), while keeping the retries and error messages.
+NO_AUTH = httpx.Auth()
 _THROTTLED = frozenset({429, 503})
 _TRANSIENT = frozenset({502, 504})
 
@@ -148,11 +151,13 @@ class FhirHttp:
         ok: tuple[int, ...] = (200, 201),
         what: str | None = None,
         stream: bool = False,
+        with_token: bool = True,
     ) -> httpx.Response:
         """Send with retries; return a response whose status is in `ok`, else raise EhrError.
 
         With `stream`, the caller must close the response (use `lines`).
         """
+        auth = httpx.USE_CLIENT_DEFAULT if with_token else NO_AUTH
         content = orjson.dumps(json_body) if json_body is not None else None
         all_headers = dict(headers or {})
         if content is not None:
@@ -164,7 +169,7 @@ class FhirHttp:
         for attempt in range(self.retry.attempts):
             last = attempt == self.retry.attempts - 1
             try:
-                response = self.client.send(request, stream=stream)
+                response = self.client.send(request, stream=stream, auth=auth)
             except (httpx.TimeoutException, httpx.NetworkError) as exc:
                 if last or not _is_repeatable(request):
                     raise EhrError(
@@ -226,16 +231,20 @@ class FhirHttp:
         return _json_object(response, f"GET {response.request.url.path}")
 
     @contextmanager
-    def lines(self, url: str, *, accept: str = FHIR_NDJSON) -> Iterator[Iterator[bytes]]:
+    def lines(
+        self, url: str, *, accept: str = FHIR_NDJSON, with_token: bool = True
+    ) -> Iterator[Iterator[bytes]]:
         """Stream an NDJSON download line by line, never holding the whole file."""
-        response = self.send("GET", url, headers={"Accept": accept}, ok=(200,), stream=True)
+        response = self.send(
+            "GET", url, headers={"Accept": accept}, ok=(200,), stream=True, with_token=with_token
+        )
         try:
-            yield ndjson_lines(response)
+            yield _ndjson_lines(response)
         finally:
             response.close()
 
 
-def ndjson_lines(response: httpx.Response) -> Iterator[bytes]:
+def _ndjson_lines(response: httpx.Response) -> Iterator[bytes]:
     """Lines of a streamed body, split on newlines across chunk boundaries."""
     pending = b""
     for chunk in response.iter_bytes(1 << 16):
