@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import orjson
 
+from clinicflow.clock import SystemClock
 from clinicflow.errors import EhrConflictError, EhrError
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ class FhirHttp:
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
-        self._now = now or (lambda: datetime.now(UTC))  # noqa: TID251 (real time for HTTP dates)
+        self._now = now or SystemClock().now  # Retry-After dates are wall-clock time
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not security)
         self.client = httpx.Client(
             auth=auth,

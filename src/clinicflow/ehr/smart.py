@@ -13,12 +13,13 @@ import threading
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import jwt
 
+from clinicflow.clock import SystemClock
 from clinicflow.ehr.http import DEFAULT_TIMEOUT, outcome_text
 from clinicflow.ehr.signing import SigningKey
 from clinicflow.errors import EhrError
@@ -108,7 +109,7 @@ class SmartAuth(httpx.Auth):
     ) -> None:
         self.base_url = base_url
         self.client = client
-        self._now = now or (lambda: datetime.now(UTC))  # noqa: TID251 (JWT exp is wall time)
+        self._now = now or SystemClock().now  # the EHR checks exp against its wall clock
         self._http = httpx.Client(timeout=DEFAULT_TIMEOUT, transport=transport)
         self._lock = threading.Lock()
         self._endpoint: str | None = None
