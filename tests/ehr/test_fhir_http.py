@@ -407,3 +407,29 @@ def test_a_created_communication_exists_once_however_often_it_is_sent(
     created = [i.resource for p in pages for i in p.items]
     assert len(created) == 1
     assert again.resource["id"] == created[0]["id"]
+
+
+def test_after_a_crash_reconcile_asks_the_ehr_whether_the_create_took(
+    ehr: Ehr, sqlite_db: Database, cipher: PhiCipher, clock: FakeClock, tmp_path: Path
+):
+    from clinicflow.ehr.writeback import WriteBackHandler
+    from clinicflow.engine import Delivery, EffectCall, HandlerEnv
+
+    message = {
+        "resourceType": "Communication",
+        "status": "completed",
+        "subject": {"reference": "Patient/p1"},
+    }
+    change = WriteBack(Change.CREATE, "Communication", "draft-2", resource=message)
+    rt = _engine(ehr, sqlite_db, cipher, clock, tmp_path, _writer(change, "note-p2"))
+    assert run_now(rt, "note-p2", requested_by="test").effects == {"done": 1}
+    sent_key = ehr_write_key("note-p2", "Communication/draft-2", "create")
+
+    def delivery(key: str) -> Delivery:
+        call = EffectCall(1, key, EHR_WRITE_BACK, "note-p2", 1, 1, change.to_payload())
+        with sqlite_db.transaction() as session:
+            env = HandlerEnv(session, sqlite_db, cipher, clock, rt.settings)
+            return WriteBackHandler().reconcile(call, env)
+
+    assert delivery(sent_key) is Delivery.DELIVERED
+    assert delivery(sent_key + "-never-sent") is Delivery.NOT_DELIVERED

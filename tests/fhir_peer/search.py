@@ -6,11 +6,11 @@ through a type deterministically. The `next` link carries the same filters plus 
 so paging stays exact even when resources are added or changed while a client pages (a changed
 resource moves to the end and is served again there, as on a real server).
 
-Supported: `_count`, `_id`, `_lastUpdated` (eq/ne/gt/ge/lt/le/sa/eb, repeatable), `status` (on
-types that have one), and for Appointment `date` (on `start`), `patient` and
-`_include=Appointment:patient`. Other parameters are ignored and left out of the links (FHIR's
-lenient handling); a modifier on a supported parameter is refused, since ignoring it would
-silently change the result.
+Supported: `_count`, `_id`, `identifier` (`system|value` tokens), `_lastUpdated`
+(eq/ne/gt/ge/lt/le/sa/eb, repeatable), `status` (on types that have one), and for Appointment
+`date` (on `start`), `patient` and `_include=Appointment:patient`. Other parameters are
+ignored and left out of the links (FHIR's lenient handling); a modifier on a supported
+parameter is refused, since ignoring it would silently change the result.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ STATUS_TYPES = frozenset(
 )
 _PREFIXES = frozenset({"eq", "ne", "gt", "ge", "lt", "le", "sa", "eb"})
 _PATIENT_INCLUDES = frozenset({"Appointment:patient", "Appointment:patient:Patient"})
-_FILTER_PARAMS = frozenset({"_id", "_lastUpdated", "status", "date", "patient"})
+_FILTER_PARAMS = frozenset({"_id", "identifier", "_lastUpdated", "status", "date", "patient"})
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,7 @@ class SearchQuery:
     resource_type: str
     count: int
     id_sets: list[frozenset[str]] = field(default_factory=list)
+    identifier_sets: list[frozenset[str]] = field(default_factory=list)
     last_updated: list[DateFilter] = field(default_factory=list)
     status_sets: list[frozenset[str]] = field(default_factory=list)
     date: list[DateFilter] = field(default_factory=list)
@@ -154,6 +155,7 @@ class SearchQuery:
         """Whether records must be tested one by one (beyond the lastUpdated range)."""
         return bool(
             self.id_sets
+            or self.identifier_sets
             or self.status_sets
             or self.date
             or self.patient_sets
@@ -165,6 +167,7 @@ class SearchQuery:
         return (
             all(f.test(record.last_updated) for f in self.last_updated)
             and all(record.id in ids for ids in self.id_sets)
+            and all(not tokens.isdisjoint(record.identifiers) for tokens in self.identifier_sets)
             and all(record.status in statuses for statuses in self.status_sets)
             and all(f.test(record.start) for f in self.date)
             and all(not patients.isdisjoint(record.patients) for patients in self.patient_sets)
@@ -199,6 +202,8 @@ def parse_query(
             query.cursor = Cursor.decode(value)
         elif name == "_id":
             query.id_sets.append(_values(value))
+        elif name == "identifier":
+            query.identifier_sets.append(_values(value))
         elif name == "_lastUpdated":
             query.last_updated.append(date_filter(name, value))
         elif name == "status" and resource_type in STATUS_TYPES:

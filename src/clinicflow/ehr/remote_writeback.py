@@ -95,9 +95,25 @@ def with_effect_identifier(resource: Mapping[str, Any], effect_key: str) -> dict
     return made
 
 
+def effect_token(effect_key: str) -> str:
+    """The identifier token (`system|value`) naming what an effect created."""
+    return f"{EFFECT_IDENTIFIER_SYSTEM}|{effect_key}"
+
+
+def made_by_effect(resource: Mapping[str, Any], effect_key: str) -> bool:
+    """Whether `resource` carries the identifier naming `effect_key` (not trusting the search:
+    a server that ignores an unknown parameter answers with everything)."""
+    return any(
+        isinstance(i, dict)
+        and i.get("system") == EFFECT_IDENTIFIER_SYSTEM
+        and i.get("value") == effect_key
+        for i in resource.get("identifier") or ()
+    )
+
+
 def effect_search(effect_key: str) -> str:
-    """The search that finds what an effect created: `identifier=system|key`."""
-    return f"identifier={EFFECT_IDENTIFIER_SYSTEM}|{effect_key}"
+    """The search that finds what an effect created (an `If-None-Exist` value)."""
+    return f"identifier={effect_token(effect_key)}"
 
 
 _clients: dict[tuple[str, str | None], FhirClient] = {}

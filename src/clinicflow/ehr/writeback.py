@@ -147,18 +147,18 @@ class WriteBackHandler:
         client = remote.shared_client(env.settings)
         try:
             if change.change is Change.CREATE:
-                found = next(iter(client.search(change.resource_type, _effect_query(call.key))))
-                return Delivery.DELIVERED if found.items else Delivery.NOT_DELIVERED
+                query = {"identifier": remote.effect_token(call.key)}
+                found = next(iter(client.search(change.resource_type, query)))
+                made = any(
+                    item.resource is not None and remote.made_by_effect(item.resource, call.key)
+                    for item in found.items
+                )
+                return Delivery.DELIVERED if made else Delivery.NOT_DELIVERED
             current = client.read(change.resource_type, change.fhir_id).resource
         except EhrError:
             return Delivery.UNKNOWN
         verdict = _decide(current, change, env.clock.now())[0].verdict
         return Delivery.DELIVERED if verdict is remote.Verdict.ALREADY else Delivery.NOT_DELIVERED
-
-
-def _effect_query(effect_key: str) -> dict[str, str | list[str]]:
-    system_and_key = remote.effect_search(effect_key).removeprefix("identifier=")
-    return {"identifier": system_and_key}
 
 
 def _decide(
