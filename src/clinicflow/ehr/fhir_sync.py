@@ -303,15 +303,5 @@ def _search(
         if tracker.newest is not None:
             save_checkpoint(db, source, [rtype], tracker.newest, clock.now())
             newest = tracker.newest if newest is None else max(newest, tracker.newest)
-        _add(total, report)
+        total.merge(report)
     return FhirSyncReport(SyncMode.SEARCH, total, oldest, newest)
-
-
-def _add(total: IngestReport, part: IngestReport) -> None:
-    total.created += part.created
-    total.updated += part.updated
-    total.unchanged += part.unchanged
-    total.events += part.events
-    total.unresolved_references = part.unresolved_references  # the replica's count after it
-    total.rejected.extend(part.rejected)
-    total.by_type.update(part.by_type)

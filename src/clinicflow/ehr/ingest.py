@@ -54,13 +54,19 @@ class IngestReport:
         """Resources the replica now holds from this ingest (new, changed or already current)."""
         return self.created + self.updated + self.unchanged
 
-    def add(self, result: BatchResult) -> None:
+    def add(self, result: BatchResult | IngestReport) -> None:
         """Count one written batch."""
         self.created += result.created
         self.updated += result.updated
         self.unchanged += result.unchanged
         self.events += result.events
         self.by_type.update(result.by_type)
+
+    def merge(self, part: IngestReport) -> None:
+        """Add a later ingest's report (one resource type of a search sync) to this one."""
+        self.add(part)  # the counts, as for a batch
+        self.rejected.extend(part.rejected)
+        self.unresolved_references = part.unresolved_references  # the replica's count after it
 
 
 # Resources per transaction. Each commit rewrites the index pages its batch touched, so bigger
