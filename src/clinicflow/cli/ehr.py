@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from clinicflow.cli.runtime import Runtime
-from clinicflow.ehr.fhir_client import client_from_settings
+from clinicflow.ehr.fhir_client import FhirClient, client_from_settings
 from clinicflow.ehr.fhir_sync import SYNC_TYPES, supports_system_export
 from clinicflow.ehr.signing import SigningAlg, public_jwks, write_new_key
 from clinicflow.ehr.smart import SmartAuth
@@ -94,7 +94,7 @@ def _declared_types(capability: dict[str, Any]) -> set[str]:
     }
 
 
-def _probe(client: Any, rtype: str, declared: bool) -> dict[str, Any]:
+def _probe(client: FhirClient, rtype: str, declared: bool) -> dict[str, Any]:
     """One small search: does this type answer, with our token and scopes?"""
     try:
         page = next(iter(client.search(rtype, {"_count": "1"})))

@@ -29,8 +29,7 @@ def folder(
     """Ingest a folder as Synthea and Bulk Data exports write it; exit 1 if any was rejected."""
     rt = Runtime.load()
     report = sync_with_progress(rt, directory, batch_size=batch_size)
-    for rejection in report.rejected:
-        rt.console.print(f"{rejection.where}: {rejection.reason}", markup=False, highlight=False)
+    print_rejections(rt, report)
     if json_output:
         rt.out(report_as_dict(report))
     else:
@@ -65,6 +64,12 @@ def sync_with_progress(
             batch_size=batch_size,
             on_progress=lambda n: progress.advance(task, n),
         )
+
+
+def print_rejections(rt: Runtime, report: IngestReport) -> None:
+    """Each rejected resource as `WHERE: reason` on stderr, one line each, never wrapped."""
+    for rejection in report.rejected:
+        rt.console.print(f"{rejection.where}: {rejection.reason}", markup=False, highlight=False)
 
 
 def report_as_dict(report: IngestReport) -> dict[str, object]:
@@ -113,8 +118,7 @@ def fhir(
             on_status=lambda s: progress.update(task, status=f"export {s}"),
         )
     report = result.ingest
-    for rejection in report.rejected:
-        rt.console.print(f"{rejection.where}: {rejection.reason}", markup=False, highlight=False)
+    print_rejections(rt, report)
     for message in result.export_errors:
         rt.console.print(f"export error: {message}", markup=False, highlight=False)
     if json_output:
