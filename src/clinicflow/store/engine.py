@@ -70,6 +70,7 @@ class Effect(Base):
     __table_args__ = (
         Index("ix_effects_state_lease", "state", "lease_expires_at"),
         Index("ix_effects_run_id", "run_id"),
+        Index("ix_effects_subject_state", "subject", "state"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
@@ -93,6 +94,9 @@ class Effect(Base):
     error_code: Mapped[str | None] = mapped_column(String(100))
     error_message: Mapped[str | None] = mapped_column(Text)
     work_item_id: Mapped[int | None] = mapped_column(ForeignKey("work_items.id"))
+    # What the effect is about ("Appointment/123"): when that goes away, what has not gone out yet
+    # is voided (a reminder for a deleted visit must never be sent).
+    subject: Mapped[str | None] = mapped_column(String(128))
 
 
 class Event(Base):
@@ -178,6 +182,21 @@ class DailyHookRun(Base):
     hook: Mapped[str] = mapped_column(String(100), primary_key=True)
     day_on: Mapped[date] = mapped_column(Date, primary_key=True)
     ran_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PeriodicJob(Base):
+    """A job a worker runs every so often (the EHR sync): its lease and how its last run went."""
+
+    __tablename__ = "periodic_jobs"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_summary: Mapped[dict[str, object] | None] = mapped_column(JSON)
 
 
 class SandboxMessage(Base):

@@ -57,6 +57,9 @@ class FhirResource(Base):
     # For a local change: the content hash of the EHR's version it was made on. A later sync that
     # brings that same version back changes nothing; the local change stands.
     base_hash: Mapped[str | None] = mapped_column(String(32))
+    # When the EHR stopped returning this resource (deleted, or hidden once entered-in-error). The
+    # body stays for the record; its typed row is gone, so automations no longer see it.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -105,6 +108,10 @@ class Patient(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     preferred_channel: Mapped[str | None] = mapped_column(String(8))  # sms | email | phone
     general_practitioner_id: Mapped[str | None] = mapped_column(String(FHIR_ID))
+    # Patient.link replaced-by: the record this one was merged into (the EHR's merge). Rows about
+    # this patient in the other typed tables name the surviving record, so automations see one
+    # person; fhir_resources.patient_id keeps the compartment the EHR wrote, so a merge can be undone.
+    replaced_by: Mapped[str | None] = mapped_column(String(FHIR_ID), index=True)
 
 
 class Practitioner(Base):
