@@ -79,6 +79,14 @@ class Settings(BaseSettings):
     fhir_sync_interval_minutes: int = Field(
         15, description="How often the worker syncs from the EHR (0: never on its own)"
     )
+    fhir_reconcile_interval_minutes: int = Field(
+        60,
+        description="How often the worker checks the scheduling window for appointments the EHR "
+        "deleted (0: never)",
+    )
+    fhir_reconcile_days_ahead: int = Field(
+        30, description="How far ahead the reconciliation looks (it also covers the past day)"
+    )
     worker_threads: int = Field(4, description="Worker threads per `clinicflow worker` process")
     effect_lease_s: float = Field(120.0, description="How long a worker may hold an effect")
     log_level: str = Field("INFO", description="Log level for the JSON logs")

@@ -37,6 +37,7 @@ from tests.fhir_peer.outcome import (
 )
 from tests.fhir_peer.records import Record, patient_reference_id
 from tests.fhir_peer.scopes import allows
+from tests.fhir_peer.search import HIDDEN_STATUSES
 from tests.fhir_peer.store import Store
 
 OUTPUT_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
@@ -163,6 +164,7 @@ def _snapshot(
     since: int | None,
     patient_level: bool,
     patients: frozenset[str] | None,
+    hidden: frozenset[str] = frozenset(),
 ) -> dict[str, list[Record]]:
     """The records each type contributes, in (lastUpdated, id) order, taken under the lock."""
     taken: dict[str, list[Record]] = {}
@@ -176,6 +178,7 @@ def _snapshot(
                 for record in index.records()
                 if (since is None or record.last_updated > since)
                 and (not patient_level or _in_compartment(record, patients))
+                and record.status not in hidden
             ]
             if chosen:
                 taken[resource_type] = chosen
@@ -214,7 +217,8 @@ async def _kickoff(request: Request, patient_level: bool) -> Response:
     patients = _group_members(peer.store, group_id) if group_id is not None else None
     types = _requested_types(request, grant, peer.store.types())
     transaction_us = peer.now_us()
-    taken = _snapshot(peer.store, types, since, patient_level, patients)
+    hidden = HIDDEN_STATUSES if peer.config.hide_entered_in_error else frozenset()
+    taken = _snapshot(peer.store, types, since, patient_level, patients, hidden)
     job = ExportJob(uuid.uuid4().hex, str(request.url), format_instant(transaction_us))
     size = max(1, peer.config.export_file_max_resources)
     for resource_type, records in taken.items():

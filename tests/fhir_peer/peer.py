@@ -55,6 +55,9 @@ class PeerConfig:
     max_page_size: int = 500  # _count is capped at this
     default_page_size: int = 100  # page size without _count
     export_file_max_resources: int = 100_000  # one type's output splits into files beyond this
+    # As some EHRs do: search and export leave out what is entered-in-error (a read still shows
+    # it), so a client that only searches never learns of it.
+    hide_entered_in_error: bool = False
 
 
 class FhirPeer:

@@ -22,7 +22,7 @@ from tests.fhir_peer.context import authorize, fhir_base, peer_of
 from tests.fhir_peer.fhirtime import from_micros
 from tests.fhir_peer.outcome import FhirError, fhir_response, invalid, not_found, not_supported
 from tests.fhir_peer.records import Record
-from tests.fhir_peer.search import bundle_bytes, parse_query, run_search
+from tests.fhir_peer.search import HIDDEN_STATUSES, bundle_bytes, parse_query, run_search
 
 _ETAG = re.compile(r'^(?:W/)?"(\d+)"$')
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")  # FHIR R4 id datatype
@@ -55,6 +55,8 @@ async def search(request: Request) -> Response:
     query = parse_query(
         resource_type, items, peer.config.default_page_size, peer.config.max_page_size
     )
+    if peer.config.hide_entered_in_error:
+        query.hidden_statuses = HIDDEN_STATUSES
     page = run_search(peer.store, query)
     body = bundle_bytes(fhir_base(request), query, page, str(uuid.uuid4()), peer.now_us())
     return fhir_response(body)

@@ -28,6 +28,7 @@ from tests.fhir_peer.outcome import invalid, not_supported
 from tests.fhir_peer.records import Record
 from tests.fhir_peer.store import Store, TypeIndex
 
+HIDDEN_STATUSES = frozenset({"entered-in-error"})  # what hide_entered_in_error leaves out
 # R4 types with a `status` search parameter among those a practice system exchanges.
 STATUS_TYPES = frozenset(
     {
@@ -141,6 +142,8 @@ class SearchQuery:
     date: list[DateFilter] = field(default_factory=list)
     patient_sets: list[frozenset[str]] = field(default_factory=list)
     include_patients: bool = False
+    # Never matched (PeerConfig.hide_entered_in_error).
+    hidden_statuses: frozenset[str] = frozenset()
     cursor: Cursor | None = None
     # The recognised parameters as sent, for the self and next links.
     link_params: list[tuple[str, str]] = field(default_factory=list)
@@ -159,6 +162,7 @@ class SearchQuery:
             or self.status_sets
             or self.date
             or self.patient_sets
+            or self.hidden_statuses
             or any(f.negate for f in self.last_updated)
         )
 
@@ -171,6 +175,7 @@ class SearchQuery:
             and all(record.status in statuses for statuses in self.status_sets)
             and all(f.test(record.start) for f in self.date)
             and all(not patients.isdisjoint(record.patients) for patients in self.patient_sets)
+            and record.status not in self.hidden_statuses
         )
 
 

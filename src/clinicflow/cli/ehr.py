@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from clinicflow.cli.runtime import Runtime
+from clinicflow.cli.sync import print_rejections
 from clinicflow.ehr.fhir_client import FhirClient, client_from_settings
 from clinicflow.ehr.fhir_sync import SYNC_TYPES, supports_system_export
 from clinicflow.ehr.signing import SigningAlg, public_jwks, write_new_key
 from clinicflow.ehr.smart import SmartAuth
+from clinicflow.ehr.window_reconcile import Window, reconcile_window
 from clinicflow.errors import ClinicflowError
 
 app = typer.Typer(help="Connect clinicflow to the practice's EHR.", no_args_is_help=True)
@@ -82,6 +85,40 @@ def check(
     rt.console.print(table)
     failing = [t for t, r in findings["types"].items() if r["search"] != "ok"]
     if failing or "sign_in_error" in findings:
+        raise typer.Exit(1)
+
+
+@app.command("reconcile")
+def reconcile(
+    days_ahead: Annotated[
+        int | None, typer.Option(help="How far ahead to look (default: the setting)")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+) -> None:
+    """Find appointments the EHR deleted or hid (entered-in-error) and take them out of the replica.
+
+    The worker does this every CLINICFLOW_FHIR_RECONCILE_INTERVAL_MINUTES; exit 1 if some could
+    not be checked.
+    """
+    rt = Runtime.load()
+    ahead = days_ahead if days_ahead is not None else rt.settings.fhir_reconcile_days_ahead
+    window = Window.around(rt.clock.now(), ahead=timedelta(days=ahead))
+    with client_from_settings(rt.settings) as client:
+        report = reconcile_window(rt.db, rt.cipher, rt.clock, client, window=window)
+    print_rejections(rt, report.ingest)
+    for problem in report.unsettled:
+        rt.console.print(f"not checked: {problem}", markup=False, highlight=False)
+    if json_output:
+        rt.out({**report.summary(), "removed_ids": report.removed})
+    else:
+        rt.console.print(
+            f"{report.listed} appointments in the EHR from {window.start:%Y-%m-%d %H:%M} to "
+            f"{window.end:%Y-%m-%d %H:%M}; {report.missing} missing from that list: "
+            f"{len(report.removed)} deleted (removed here, their pending messages voided), "
+            f"{report.refreshed} changed (updated here), {len(report.unsettled)} not checked",
+            highlight=False,
+        )
+    if report.unsettled:
         raise typer.Exit(1)
 
 

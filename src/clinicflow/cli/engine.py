@@ -14,6 +14,7 @@ from rich.table import Table
 
 from clinicflow.channels import list_outbox
 from clinicflow.cli.runtime import Runtime
+from clinicflow.ehr.scheduled import ehr_jobs
 from clinicflow.engine import (
     DEFAULT_QUEUE_NAME,
     DEFAULT_TICK_S,
@@ -185,6 +186,7 @@ def worker(
         workers=workers or rt.settings.worker_threads,
         processes=processes,
         tick_s=tick_s,
+        periodic=ehr_jobs(rt.settings, rt.db, rt.cipher, rt.clock),
     )
 
 

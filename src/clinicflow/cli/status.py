@@ -9,6 +9,7 @@ from rich.table import Table
 
 from clinicflow.cli.runtime import Runtime
 from clinicflow.ehr.writeback import count_local_changes
+from clinicflow.engine.periodic import job_states
 from clinicflow.store.summary import ehr_sync_state, summarize
 
 
@@ -20,6 +21,7 @@ def status(
     with rt.db.transaction() as session:
         summary = summarize(session)
         summary["ehr_sync"] = ehr_sync_state(session, rt.clock.now())
+        summary["jobs"] = job_states(session)
         local_changes = count_local_changes(session)
     if json_output:
         rt.out(summary)
@@ -44,6 +46,13 @@ def status(
             markup=False,
             highlight=False,
         )
+    for name, job in summary["jobs"].items():
+        line = f"job {name}: last success {job['last_success_at'] or 'never'}"
+        if job["running"]:
+            line += ", running now"
+        if job["last_error"]:
+            line += f"; last attempt ({job['last_started_at']}) failed: {job['last_error']}"
+        rt.console.print(line, markup=False, highlight=False)
     if local_changes:
         rt.console.print(
             f"{local_changes} change(s) made by automations are kept locally (no EHR connected)."

@@ -6,6 +6,10 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+# Deleted in the EHR, or marked entered-in-error: the visit never was. Messages about it that have
+# not gone out are voided. (Not on a cancellation: "your visit is cancelled" is about it too.)
+APPOINTMENT_REMOVED = "appointment.removed"
+
 # Changes to visits longer ago than this are history being loaded, not news to act on.
 EVENT_HORIZON = timedelta(days=7)
 MESSAGE_HORIZON = timedelta(days=30)
@@ -37,6 +41,8 @@ def appointment_events(
     if status != before:
         if status == "cancelled":
             events.append("appointment.cancelled")
+        elif status == "entered-in-error":
+            events.append(APPOINTMENT_REMOVED)  # it never was: as if deleted
         elif status == "noshow":
             events.append("appointment.noshow")
         elif status in ("booked", "pending") and before not in _HELD:

@@ -79,9 +79,18 @@ class EffectRecorder:
         self.recorded: list[RecordedEffect] = []
 
     def record(
-        self, kind: str, *, key: str, payload: Mapping[str, object], summary: str = ""
+        self,
+        kind: str,
+        *,
+        key: str,
+        payload: Mapping[str, object],
+        summary: str = "",
+        focus: str | None = None,
     ) -> RecordedEffect:
-        """Record an effect of any registered kind (e.g. `ehr.write_back`)."""
+        """Record an effect of any registered kind (e.g. `ehr.write_back`).
+
+        `focus` ("Appointment/123"): what it acts on; if that goes away first, it is voided.
+        """
         handler = self._handlers.get(kind)
         effect = record_effect(
             self._session,
@@ -95,6 +104,7 @@ class EffectRecorder:
             reaches_patient=handler.reaches_patient,
             dry_run=self._dry_run,
             now=self._now,
+            focus=focus,
         )
         self.recorded.append(effect)
         return effect
@@ -114,7 +124,9 @@ class EffectRecorder:
         message = OutgoingMessage(MessageChannel(channel), to, body, subject, for_ref, focus)
         summary = f"{message.channel.value} to {for_ref or 'a patient'}"
         summary += f" about {focus}" if focus else ""
-        return self.record(MESSAGE_SEND, key=key, payload=message.to_payload(), summary=summary)
+        return self.record(
+            MESSAGE_SEND, key=key, payload=message.to_payload(), summary=summary, focus=focus
+        )
 
     def open_work_item(
         self,
@@ -132,7 +144,9 @@ class EffectRecorder:
             pool or self._owner, description, priority, due_at, focus, for_ref
         )
         summary = f"work item for {request.pool}" + (f" about {focus}" if focus else "")
-        return self.record(WORK_ITEM_OPEN, key=key, payload=request.to_payload(), summary=summary)
+        return self.record(
+            WORK_ITEM_OPEN, key=key, payload=request.to_payload(), summary=summary, focus=focus
+        )
 
 
 @dataclass

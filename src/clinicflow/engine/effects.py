@@ -59,8 +59,11 @@ def record_effect(
     reaches_patient: bool,
     dry_run: bool,
     now: datetime,
+    focus: str | None = None,
 ) -> RecordedEffect:
     """Record an effect as pending unless its key exists; then nothing changes.
+
+    `focus` names what the effect acts on ("Appointment/123"), so `void_pending` can stop it.
 
     In a dry run the effect is recorded as `dry_run` under a key of the run's own, so a rehearsal
     never takes the live key: once the automation goes live, the same effects happen for real.
@@ -81,6 +84,7 @@ def record_effect(
         "created_at": now,
         "updated_at": now,
         "enqueued_at": now,
+        "focus": focus,
     }
     new_id = insert_returning_id(session, Effect, values, ["key"])
     if new_id is not None:
@@ -235,6 +239,36 @@ def mark_unknown(
     else:
         expected = and_(Effect.state == EffectState.IN_FLIGHT, Effect.lease_owner == owner)
     return compare_and_set(session, effect_id, expected, state=EffectState.UNKNOWN, updated_at=now)
+
+
+def void_pending(session: Session, focus: str, *, reason: str, now: datetime) -> int:
+    """Void messages to patients about `focus` that have not gone out (pending, or claimed but
+    not yet sent): nobody is reminded of a visit that no longer exists. Work items and write-backs
+    stand: a person may still need to see them, and the EHR refuses a write to what it deleted.
+
+    A worker holding a claim checks the state when it marks the effect in flight, so voiding a
+    claimed effect stops it too; an effect already in flight may have been sent and is left to
+    run its course. Returns how many were voided.
+    """
+    result = session.execute(
+        update(Effect)
+        .where(
+            Effect.focus == focus,
+            Effect.reaches_patient.is_(True),
+            Effect.state.in_([EffectState.PENDING, EffectState.CLAIMED]),
+        )
+        .values(
+            state=EffectState.VOIDED,
+            error_code="voided",
+            error_message=reason[:500],
+            lease_owner=None,
+            lease_expires_at=None,
+            finished_at=now,
+            updated_at=now,
+        ),
+        execution_options=NO_SYNC,
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]  # CursorResult on UPDATE
 
 
 def link_work_item(session: Session, effect_id: EffectId, work_item_id: int) -> None:

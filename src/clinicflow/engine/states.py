@@ -38,9 +38,12 @@ class EffectState(StrEnum):
     FAILED = "failed"
     UNKNOWN = "unknown"  # a crash left it ambiguous; a handler or a person decides
     DRY_RUN = "dry_run"  # what would have happened; never executed
+    VOIDED = "voided"  # what it was about went away before it went out (a deleted visit)
 
 
-TERMINAL_EFFECT_STATES = frozenset({EffectState.DONE, EffectState.FAILED, EffectState.DRY_RUN})
+TERMINAL_EFFECT_STATES = frozenset(
+    {EffectState.DONE, EffectState.FAILED, EffectState.DRY_RUN, EffectState.VOIDED}
+)
 
 
 class WorkItemStatus(StrEnum):

@@ -1,15 +1,23 @@
-"""`clinicflow worker`: a huey consumer plus a tick thread, over one database and one queue."""
+"""`clinicflow worker`: a huey consumer, a tick thread and a periodic-jobs thread, over one
+database and one queue."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
+from collections.abc import Callable, Sequence
 
 from clinicflow.clock import Clock
+from clinicflow.engine.periodic import Periodic, run_due
 from clinicflow.engine.queue import TaskQueue
 from clinicflow.engine.registry import EXTRA_AUTOMATIONS_ENV, Registry
-from clinicflow.engine.runtime import DailyHookContext, EngineRuntime, register_daily_hook
+from clinicflow.engine.runtime import (
+    DailyHookContext,
+    EngineRuntime,
+    register_daily_hook,
+    worker_identity,
+)
 from clinicflow.engine.scheduler import tick
 from clinicflow.engine.tasks import bind_tasks
 from clinicflow.security.audit import anchor_dir_for, write_head_anchor
@@ -22,15 +30,13 @@ logger = logging.getLogger(__name__)
 DEFAULT_TICK_S = 5.0
 
 
-def _tick_forever(
-    rt: EngineRuntime, queue: TaskQueue, stop: threading.Event, every_s: float
-) -> None:
-    # Tick at once on start-up: a restarted worker takes over what a dead one left straight away.
+def _forever(step: Callable[[], object], what: str, stop: threading.Event, every_s: float) -> None:
+    # Step at once on start-up: a restarted worker takes over what a dead one left straight away.
     while not stop.is_set():
         try:
-            tick(rt, queue)
+            step()
         except Exception:
-            logger.exception("tick failed")
+            logger.exception("%s failed", what)
         stop.wait(every_s)
 
 
@@ -41,8 +47,13 @@ def serve(
     workers: int,
     processes: bool = False,
     tick_s: float = DEFAULT_TICK_S,
+    periodic: Sequence[Periodic] = (),
 ) -> None:
-    """Run a consumer until SIGINT/SIGTERM; a thread ticks every `tick_s` seconds."""
+    """Run a consumer until SIGINT/SIGTERM; a thread ticks every `tick_s` seconds.
+
+    Periodic jobs (the EHR sync) get a thread of their own, so a sync that takes minutes never
+    holds up the tick that starts runs and sends effects.
+    """
     for failure in rt.registry.failures:
         logger.warning("automation not loaded", extra={"plugin": failure.name})
     bind_tasks(queue, rt)
@@ -50,17 +61,42 @@ def serve(
         queue.on_worker_start(lambda: rt.db.engine.dispose(close=False))
     consumer = queue.create_consumer(workers=workers, processes=processes)
     stop = threading.Event()
-    ticker = threading.Thread(
-        target=_tick_forever, args=(rt, queue, stop, tick_s), name="clinicflow-tick", daemon=True
-    )
+    threads = [
+        threading.Thread(
+            target=_forever,
+            args=(lambda: tick(rt, queue), "tick", stop, tick_s),
+            name="clinicflow-tick",
+            daemon=True,
+        )
+    ]
+    if periodic:
+        owner = worker_identity()
+        threads.append(
+            threading.Thread(
+                target=_forever,
+                args=(
+                    lambda: run_due(rt.db, rt.clock, periodic, owner=owner),
+                    "jobs",
+                    stop,
+                    tick_s,
+                ),
+                name="clinicflow-periodic",
+                daemon=True,
+            )
+        )
     consumer.start()
-    ticker.start()
-    logger.info("worker started", extra={"workers": workers, "queue": queue.backend})
+    for thread in threads:
+        thread.start()
+    logger.info(
+        "worker started",
+        extra={"workers": workers, "queue": queue.backend, "jobs": [j.name for j in periodic]},
+    )
     try:
         consumer.wait()
     finally:
         stop.set()
-        ticker.join(timeout=tick_s + 5)
+        for thread in threads:
+            thread.join(timeout=tick_s + 5)
         logger.info("worker stopped")
 
 

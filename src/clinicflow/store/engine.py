@@ -70,7 +70,7 @@ class Effect(Base):
     __table_args__ = (
         Index("ix_effects_state_lease", "state", "lease_expires_at"),
         Index("ix_effects_run_id", "run_id"),
-        Index("ix_effects_subject_state", "subject", "state"),
+        Index("ix_effects_focus_state", "focus", "state"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
@@ -94,9 +94,9 @@ class Effect(Base):
     error_code: Mapped[str | None] = mapped_column(String(100))
     error_message: Mapped[str | None] = mapped_column(Text)
     work_item_id: Mapped[int | None] = mapped_column(ForeignKey("work_items.id"))
-    # What the effect is about ("Appointment/123"): when that goes away, what has not gone out yet
-    # is voided (a reminder for a deleted visit must never be sent).
-    subject: Mapped[str | None] = mapped_column(String(128))
+    # What the effect acts on, as in FHIR Task.focus ("Appointment/123"): when that goes away,
+    # what has not gone out yet is voided (a reminder for a deleted visit must never be sent).
+    focus: Mapped[str | None] = mapped_column(String(128))
 
 
 class Event(Base):

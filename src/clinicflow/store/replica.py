@@ -110,7 +110,8 @@ class Patient(Base):
     general_practitioner_id: Mapped[str | None] = mapped_column(String(FHIR_ID))
     # Patient.link replaced-by: the record this one was merged into (the EHR's merge). Rows about
     # this patient in the other typed tables name the surviving record, so automations see one
-    # person; fhir_resources.patient_id keeps the compartment the EHR wrote, so a merge can be undone.
+    # person; fhir_resources.patient_id keeps the compartment the EHR wrote, so a merge can be
+    # undone.
     replaced_by: Mapped[str | None] = mapped_column(String(FHIR_ID), index=True)
 
 

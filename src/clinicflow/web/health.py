@@ -12,7 +12,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pydantic import BaseModel
 
+from clinicflow.ehr.scheduled import EHR_SYNC_JOB
 from clinicflow.engine import QueueUnavailableError
+from clinicflow.engine.periodic import job_states
 from clinicflow.errors import StoreError
 from clinicflow.store import check_reachable
 from clinicflow.store.summary import ehr_sync_state, summarize
@@ -69,12 +71,14 @@ def _ehr_sync_check(state: AppState) -> str:
     base = str(state.settings.fhir_base_url).rstrip("/")
     with state.db.transaction() as session:
         synced = ehr_sync_state(session, state.clock.now()).get(base)
+        failure = job_states(session).get(EHR_SYNC_JOB, {}).get("last_error")
+    failed = f"; last attempt failed: {failure}" if failure else ""
     if synced is None or synced["lag_s"] is None:
-        return "never synced: run `clinicflow sync fhir`"
+        return f"never synced: run `clinicflow sync fhir` or `clinicflow worker`{failed}"
     interval_s = state.settings.fhir_sync_interval_minutes * 60
     lag_s = synced["lag_s"]
     verdict = "ok" if not interval_s or lag_s <= 2 * interval_s else "behind"
-    return f"{verdict}: current as of {synced['current_as_of']} ({lag_s // 60} min ago)"
+    return f"{verdict}: current as of {synced['current_as_of']} ({lag_s // 60} min ago){failed}"
 
 
 class ReplicaCollector(Collector):

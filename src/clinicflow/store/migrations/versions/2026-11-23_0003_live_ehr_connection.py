@@ -1,4 +1,4 @@
-"""What a live EHR connection needs: periodic jobs, removals, merges and effect subjects
+"""What a live EHR connection needs: periodic jobs, removals, merges and effect focus
 
 Revision ID: 0003
 Revises: 0002
@@ -49,14 +49,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("replaced_by", sa.String(length=64), nullable=True))
         batch_op.create_index(batch_op.f("ix_patients_replaced_by"), ["replaced_by"], unique=False)
     with op.batch_alter_table("effects", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("subject", sa.String(length=128), nullable=True))
-        batch_op.create_index("ix_effects_subject_state", ["subject", "state"], unique=False)
+        batch_op.add_column(sa.Column("focus", sa.String(length=128), nullable=True))
+        batch_op.create_index("ix_effects_focus_state", ["focus", "state"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("effects", schema=None) as batch_op:
-        batch_op.drop_index("ix_effects_subject_state")
-        batch_op.drop_column("subject")
+        batch_op.drop_index("ix_effects_focus_state")
+        batch_op.drop_column("focus")
     with op.batch_alter_table("patients", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_patients_replaced_by"))
         batch_op.drop_column("replaced_by")
