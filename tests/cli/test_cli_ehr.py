@@ -112,3 +112,29 @@ def test_without_an_ehr_sync_fhir_says_which_setting_to_set(tmp_path):
     result = clinicflow(tmp_path, "sync", "fhir")
     assert result.returncode == 2
     assert "CLINICFLOW_FHIR_BASE_URL" in said(result)
+
+
+def test_a_group_sync_without_a_group_id_says_to_add_one(tmp_path):
+    result = clinicflow(tmp_path, "sync", "fhir", "--level", "group")
+    assert result.returncode == 2
+    assert "add --group ID" in said(result)
+
+
+def test_a_group_sync_by_search_is_refused_with_what_to_change(tmp_path):
+    result = clinicflow(
+        tmp_path, "sync", "fhir", "--mode", "search", "--level", "group", "--group", "g1"
+    )
+    assert result.returncode == 2
+    assert "leave out --mode search" in said(result)
+
+
+def test_a_patient_level_sync_says_its_level_and_does_not_claim_the_replica_current(
+    installed, peer_url
+):
+    result = _run(installed, peer_url, "sync", "fhir", "--level", "patient", "--json")
+    assert result.returncode == 0, result.stderr  # the bad Appointment names no patient
+    summary = json.loads(result.stdout)
+    assert (summary["mode"], summary["level"], summary["group"]) == ("bulk", "patient", None)
+    assert summary["created"] == 2
+    status = json.loads(clinicflow(installed, "status", "--json").stdout)
+    assert peer_url not in status["ehr_sync"]

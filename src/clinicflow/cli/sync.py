@@ -11,8 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from clinicflow.cli.runtime import Runtime
 from clinicflow.clock import parse_instant
 from clinicflow.ehr import count_items, sync_folder
+from clinicflow.ehr.bulk_export import ExportLevel
 from clinicflow.ehr.fhir_client import client_from_settings
-from clinicflow.ehr.fhir_sync import SyncMode, sync_fhir
+from clinicflow.ehr.fhir_sync import FhirSyncReport, SyncMode, check_level, sync_fhir
 from clinicflow.ehr.ingest import DEFAULT_BATCH_SIZE, IngestReport
 
 app = typer.Typer(help="Bring data from the EHR into clinicflow's replica.", no_args_is_help=True)
@@ -91,9 +92,20 @@ def fhir(
     since: Annotated[
         str | None, typer.Option(help="Only what changed after this instant (ISO 8601)")
     ] = None,
+    level: Annotated[
+        ExportLevel,
+        typer.Option(
+            help="system (everything), patient (every patient's records) or group (one Group's "
+            "patients); patient and group use bulk export"
+        ),
+    ] = ExportLevel.SYSTEM,
+    group: Annotated[
+        str | None, typer.Option(help="The id of the Group in the EHR (with --level group)")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Bring the replica up to date from the EHR (CLINICFLOW_FHIR_BASE_URL); exit 1 on rejects."""
+    check_level(mode, level, group)  # before anything is opened: a wrong option is said at once
     rt = Runtime.load()
     since_at = parse_instant(since) if since else None
     with (
@@ -114,6 +126,8 @@ def fhir(
             client,
             mode=mode,
             since=since_at,
+            level=level,
+            group_id=group,
             on_progress=lambda n: progress.advance(task, n),
             on_status=lambda s: progress.update(task, status=f"export {s}"),
         )
@@ -126,6 +140,8 @@ def fhir(
             {
                 **report_as_dict(report),
                 "mode": str(result.mode),
+                "level": str(result.level),
+                "group": result.group_id,
                 "since": result.since.isoformat() if result.since else None,
                 "high_water": result.high_water.isoformat() if result.high_water else None,
                 "export_errors": result.export_errors,
@@ -133,8 +149,15 @@ def fhir(
         )
     else:
         rt.console.print(
-            f"{result.mode} sync: stored {report.stored} resources ({report.created} new, "
-            f"{report.updated} updated, {report.unchanged} unchanged), {len(report.rejected)} "
-            f"rejected, {report.events} events"
+            f"{result.mode} sync{_covering(result)}: stored {report.stored} resources "
+            f"({report.created} new, {report.updated} updated, {report.unchanged} unchanged), "
+            f"{len(report.rejected)} rejected, {report.events} events"
         )
     raise typer.Exit(EXIT_SOME_REJECTED if report.rejected else EXIT_ALL_STORED)
+
+
+def _covering(result: FhirSyncReport) -> str:
+    """What a partial sync covered, in words ("" for the whole server)."""
+    if result.level is ExportLevel.GROUP:
+        return f" of Group {result.group_id}'s patients"
+    return " of every patient's records" if result.level is ExportLevel.PATIENT else ""

@@ -2,17 +2,23 @@
 
 Two ways in, one way down: a system-level Bulk Data `$export` when the server's
 CapabilityStatement offers it, paged searches of the types automations need otherwise; both feed
-`ingest_stream`, the path a folder sync takes, so the same checks, events and audit apply.
+`ingest_stream`, the path a folder sync takes, so the same checks, events and audit apply. An
+export may also be asked for at Patient level (every patient's records) or Group level (the
+records of one Group's member patients).
 
 High-water marks live in `sync_checkpoints`, one per resource type and server. They move only
 past data that is committed, so a sync that dies halfway starts again from the last mark: what it
 fetches twice is recognised as unchanged (no second row, no second event), and nothing is skipped.
+A Patient- or Group-level export covers only part of the server, so its marks live under a source
+of their own (`export_source`): they never move the server's marks, which would otherwise let the
+next system-level sync skip what the partial export did not cover.
 Searches look back a few minutes before the mark, because a server may stamp `lastUpdated` when a
 transaction starts and make it visible only when it commits.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +62,13 @@ SYNC_TYPES: tuple[str, ...] = (
     "Communication",
     "Encounter",
 )
+# The SYNC_TYPES in the FHIR R4 Patient compartment (CompartmentDefinition/patient): all a Patient-
+# or Group-level export returns. R4 lists Schedule too (by `actor`), but a practice's schedules
+# belong to practitioners and rooms, so it stays with the practice-wide types a system export reads.
+PATIENT_COMPARTMENT_TYPES = frozenset(
+    {"Patient", "Appointment", "Communication", "Coverage", "Encounter"}
+)
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR R4 `id` datatype
 SEARCH_PAGE_SIZE = 500
 LOOKBACK = timedelta(minutes=5)
 WHOLE_SYNC = WHOLE_SYNC_TYPE
@@ -78,11 +91,58 @@ class FhirSyncReport:
     since: datetime | None
     high_water: datetime | None
     export_errors: list[str] = field(default_factory=list)
+    level: ExportLevel = ExportLevel.SYSTEM
+    group_id: str | None = None
 
 
 def source_key(base_url: str) -> str:
     """How checkpoints name a server (one practice may change EHR; marks must not mix)."""
     return f"fhir {base_url.rstrip('/')}"[:200]
+
+
+def export_source(
+    base_url: str, level: ExportLevel = ExportLevel.SYSTEM, group_id: str | None = None
+) -> str:
+    """How checkpoints name what a sync covers: the whole server, every patient, or one Group."""
+    if level is ExportLevel.SYSTEM:
+        return source_key(base_url)
+    suffix = " patient" if level is ExportLevel.PATIENT else f" group/{group_id}"
+    # The suffix is kept whole so that two groups never share marks, however long the URL.
+    return source_key(base_url)[: 200 - len(suffix)] + suffix
+
+
+def check_level(mode: SyncMode, level: ExportLevel, group_id: str | None) -> None:
+    """InputError, saying which option to change, if mode, level and group do not go together."""
+    if level is ExportLevel.GROUP:
+        if not group_id:
+            raise InputError(
+                "A group sync needs the id of the Group in the EHR that lists its patients: "
+                "add --group ID."
+            )
+        if not _FHIR_ID.fullmatch(group_id):
+            raise InputError(
+                f"{group_id!r} is not a FHIR id: a Group id is 1 to 64 letters, digits, '-' or '.'."
+            )
+    elif group_id:
+        raise InputError("--group only applies to a group sync: add --level group.")
+    if mode is SyncMode.SEARCH and level is not ExportLevel.SYSTEM:
+        raise InputError(
+            f"A {level} sync reads the EHR's bulk export, not searches: "
+            "leave out --mode search (or use --mode bulk)."
+        )
+
+
+def export_types(level: ExportLevel, types: Sequence[str]) -> list[str]:
+    """The `_type` list for an export at `level`: only Patient compartment types below system."""
+    if level is ExportLevel.SYSTEM:
+        return list(types)
+    chosen = [t for t in types if t in PATIENT_COMPARTMENT_TYPES]
+    if not chosen:
+        raise InputError(
+            f"A {level} export only holds patients' records, and none of "
+            f"{', '.join(types)} are: choose from {', '.join(sorted(PATIENT_COMPARTMENT_TYPES))}."
+        )
+    return chosen
 
 
 def supports_system_export(capability: dict[str, Any]) -> bool:
@@ -147,14 +207,22 @@ def sync_fhir(
     on_status: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    level: ExportLevel = ExportLevel.SYSTEM,
+    group_id: str | None = None,
 ) -> FhirSyncReport:
-    """Bring the replica up to date from `client`'s server; `since` overrides the marks."""
-    source = source_key(client.base_url)
+    """Bring the replica (or the part `level` covers) up to date; `since` overrides the marks."""
+    check_level(mode, level, group_id)
+    source = export_source(client.base_url, level, group_id)
     started = clock.now()
     marks = read_checkpoints(db, source)
-    if mode is SyncMode.AUTO:
+    if mode is SyncMode.AUTO and level is ExportLevel.SYSTEM:
         mode = SyncMode.BULK if supports_system_export(client.capability()) else SyncMode.SEARCH
-    if mode is SyncMode.BULK:
+    if mode is SyncMode.SEARCH:
+        report = _search(
+            db, cipher, clock, client, source, types, marks, since, on_progress, batch_size
+        )
+    else:
+        types = export_types(level, types)
         start_from = since if since is not None else _oldest_mark(marks, types)
         report = _bulk(
             db,
@@ -162,6 +230,8 @@ def sync_fhir(
             clock,
             client,
             source,
+            level,
+            group_id,
             types,
             start_from,
             on_progress,
@@ -169,13 +239,14 @@ def sync_fhir(
             sleep,
             batch_size,
         )
-    else:
-        report = _search(
-            db, cipher, clock, client, source, types, marks, since, on_progress, batch_size
-        )
-    # The replica is now current as of the export's transactionTime, or the start of the searches.
-    current_as_of = report.high_water if mode is SyncMode.BULK else started
-    save_checkpoint(db, source, [WHOLE_SYNC], current_as_of or started, clock.now())
+    # Only a system-level sync says what the whole replica is current as of. A Group export
+    # covers its members alone; a Patient-level one leaves out Practitioner, PractitionerRole,
+    # Location, Organization, Schedule and Slot, and any Appointment or Encounter that names no
+    # patient (a room blocked for cleaning). `status` and /readyz would call a stale replica fresh.
+    if level is ExportLevel.SYSTEM:
+        # Current as of the export's transactionTime, or the start of the searches.
+        current_as_of = report.high_water if mode is SyncMode.BULK else started
+        save_checkpoint(db, source, [WHOLE_SYNC], current_as_of or started, clock.now())
     return report
 
 
@@ -191,6 +262,8 @@ def _bulk(
     clock: Clock,
     client: FhirClient,
     source: str,
+    level: ExportLevel,
+    group_id: str | None,
     types: Sequence[str],
     since: datetime | None,
     on_progress: Progress | None,
@@ -198,7 +271,11 @@ def _bulk(
     sleep: Callable[[float], None],
     batch_size: int,
 ) -> FhirSyncReport:
-    status_url = kick_off(client.http, ExportLevel.SYSTEM, types=types, since=since)
+    # A Group's marks are its own, so a patient who joined the Group after its last export brings
+    # only records changed since then, unless the server adds their older ones (Bulk Data v2
+    # allows it and says the server should document whether it does). An earlier `since` reads
+    # further back.
+    status_url = kick_off(client.http, level, group_id=group_id, types=types, since=since)
     try:
         manifest = wait_for_manifest(
             client.http, status_url, clock=clock, sleep=sleep, on_progress=on_status
@@ -218,7 +295,9 @@ def _bulk(
         delete_job(client.http, status_url)
     # Everything up to transactionTime is now stored: the next export starts from there.
     save_checkpoint(db, source, types, manifest.transaction_time, clock.now())
-    return FhirSyncReport(SyncMode.BULK, ingest, since, manifest.transaction_time, errors)
+    return FhirSyncReport(
+        SyncMode.BULK, ingest, since, manifest.transaction_time, errors, level, group_id
+    )
 
 
 class _MarkTracker:
