@@ -133,7 +133,7 @@ def _reminders(live: Live) -> EngineRuntime:
 
 def _effect_states(db: Database) -> dict[str, str]:
     with db.transaction() as s:
-        return {key: state for key, state in s.execute(select(Effect.key, Effect.state))}
+        return dict(s.execute(select(Effect.key, Effect.state)))
 
 
 def _appointment_ids(db: Database) -> list[str]:
@@ -180,7 +180,7 @@ def test_a_deleted_and_a_hidden_appointment_are_settled_and_their_reminders_void
         events = s.execute(
             select(Event.resource_id, Event.payload).where(Event.type == APPOINTMENT_REMOVED)
         )
-        by_id = {rid: payload for rid, payload in events}
+        by_id = dict(events)
     assert sorted(by_id) == ["a3", "a4"]
     assert by_id["a3"]["reason"] == "deleted"
     assert by_id["a3"]["patient_id"] == "p3"  # the waitlist can see whose slot came free
@@ -220,7 +220,8 @@ def test_an_appointment_moved_out_of_the_window_is_updated_not_removed(live: Liv
     live.sync()
     live.peer.put(_appointment(2, live.clock, days=90))
     report = live.reconcile()
-    assert report.removed == [] and report.refreshed == 1
+    assert report.removed == []
+    assert report.refreshed == 1
     assert "a2" in _appointment_ids(live.db)
 
 
@@ -230,7 +231,8 @@ def test_a_failed_read_leaves_the_appointment_for_next_time(live: Live):
     live.peer.faults.add(Fault(method="GET", path_contains="/Appointment/a3", status=500, times=9))
     report = live.reconcile()
     assert report.removed == []
-    assert len(report.unsettled) == 1 and report.unsettled[0].startswith("Appointment/a3: ")
+    assert len(report.unsettled) == 1
+    assert report.unsettled[0].startswith("Appointment/a3: ")
     assert "a3" in _appointment_ids(live.db)  # nothing removed on a guess
 
 
