@@ -42,10 +42,58 @@ def test_patient_columns_hold_no_direct_identifiers():
         "language": "es",
         "preferred_channel": "sms",
         "general_practitioner_id": None,
+        "replaced_by": None,
     }
     assert "Rivera" not in repr(ex.row)
     kinds = {kind for kind, _ in ex.lookups}
     assert kinds == {"phone", "email", "name", "family", "birthdate"}
+
+
+def merged(*links: dict) -> dict:
+    return {"resourceType": "Patient", "id": "p1", "active": False, "link": list(links)}
+
+
+def test_a_merged_away_patient_names_the_record_it_was_replaced_by():
+    ex = extract(merged({"other": {"reference": "Patient/p2"}, "type": "replaced-by"}))
+    assert ex.row is not None
+    assert ex.row["replaced_by"] == "p2"
+
+
+def test_the_first_replaced_by_link_to_a_patient_wins():
+    ex = extract(
+        merged(
+            {"other": {"reference": "RelatedPerson/r1"}, "type": "replaced-by"},
+            {
+                "other": {"reference": "https://ehr.example.org/fhir/Patient/p2"},
+                "type": "replaced-by",
+            },
+            {"other": {"reference": "Patient/p3"}, "type": "replaced-by"},
+        )
+    )
+    assert ex.row is not None
+    assert ex.row["replaced_by"] == "p2"
+
+
+@pytest.mark.parametrize("link_type", ["replaces", "refer", "seealso"])
+def test_links_other_than_replaced_by_do_not_merge_this_record(link_type):
+    ex = extract(merged({"other": {"reference": "Patient/p2"}, "type": link_type}))
+    assert ex.row is not None
+    assert ex.row["replaced_by"] is None
+
+
+def test_a_replaced_by_link_to_a_contained_patient_is_not_a_merge():
+    resource = merged({"other": {"reference": "#old"}, "type": "replaced-by"})
+    ex = extract({**resource, "contained": [{"resourceType": "Patient", "id": "old"}]})
+    assert ex.row is not None
+    assert ex.row["replaced_by"] is None
+
+
+def test_a_replaced_by_link_by_identifier_waits_for_the_surviving_record():
+    other = {"reference": "Patient?identifier=http://hospital.example.org/mrn|MRN-2"}
+    ex = extract(merged({"other": other, "type": "replaced-by"}))
+    assert ex.row is not None
+    assert ex.row["replaced_by"] is None
+    assert [(col, ref.value) for col, ref in ex.pending] == [("replaced_by", "MRN-2")]
 
 
 def test_appointment_columns_come_from_participants_and_slot():

@@ -13,6 +13,7 @@ from typing import Any
 
 from clinicflow.ehr.fhirtime import parse_date, parse_instant
 from clinicflow.ehr.references import (
+    ContainedRef,
     IdentifierRef,
     LiteralRef,
     Ref,
@@ -159,6 +160,22 @@ def _preferred_channel(telecoms: Sequence[Mapping[str, Any]]) -> str | None:
     return None
 
 
+def _replaced_by(resource: Resource, refs: _Refs) -> str | None:
+    """The Patient this record was merged into: the first `replaced-by` link to a Patient.
+
+    FHIR R4 Patient.link: `replaced-by` marks this record as merged away; `replaces` is the
+    survivor's side of the same merge, and `refer` / `seealso` link records that both stay in use.
+    A contained Patient is no record of the EHR's, so it cannot be the one merged into.
+    """
+    for link in resource.get("link") or ():
+        if not isinstance(link, dict) or link.get("type") != "replaced-by":
+            continue
+        ref = refs.parse(link.get("other"), "Patient")
+        if ref is not None and ref.resource_type == "Patient" and not isinstance(ref, ContainedRef):
+            return refs.resolved_id(ref, "Patient", "replaced_by")
+    return None
+
+
 def _patient(resource: Resource, refs: _Refs) -> Extracted:
     fhir_id = resource["id"]
     telecoms = [t for t in resource.get("telecom") or () if isinstance(t, dict)]
@@ -187,6 +204,7 @@ def _patient(resource: Resource, refs: _Refs) -> Extracted:
         "language": _language(resource),
         "preferred_channel": _preferred_channel(telecoms),
         "general_practitioner_id": refs.id_of(gps[0], "Practitioner", "general_practitioner_id"),
+        "replaced_by": _replaced_by(resource, refs),
     }
     return Extracted(row, fhir_id, lookups)
 

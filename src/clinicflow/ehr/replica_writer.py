@@ -1,8 +1,10 @@
 """Write prepared FHIR resources into the replica inside the caller's transaction.
 
 One batch: decide new / changed / unchanged (newer `meta.lastUpdated` wins, else a keyed content
-hash), write encrypted bodies, replace typed rows, blind-index rows and pending references, record
-the events the change raises (outbox) and one audit row naming the resources written.
+hash; a resource the EHR had removed is always taken back), write encrypted bodies, replace typed
+rows (naming the surviving patient of a merge, see `merges`), blind-index rows and pending
+references, record the events the change raises (outbox) and one audit row naming the resources
+written.
 Used by folder and FHIR sync (source folder / fhir / bulk) and by local write-back (source local).
 """
 
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from clinicflow.ehr.changes import event_payload, events_for
 from clinicflow.ehr.extract import Extracted, extract, last_updated_of, version_of
+from clinicflow.ehr.merges import PATIENT_TABLES, load_merges, rename_stored_rows
 from clinicflow.engine.events import NewEvent, record_events
 from clinicflow.errors import InputError
 from clinicflow.security.audit import Actor, record_access
@@ -114,35 +117,22 @@ def write_resources(
         # One replica writer at a time (SQLite gets the same from BEGIN IMMEDIATE): a sync batch and
         # a write-back must not both read the old row and then both write.
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REPLICA_LOCK_KEY})
-    local = source == "local"
-    result = BatchResult()
     stored = _stored_state(session, items)
     old_rows = _old_typed_rows(
         session, [i for i in items if (i.resource_type, i.fhir_id) in stored]
     )
-    new_items: list[PreparedResource] = []
-    changed: list[PreparedResource] = []
-    base_hashes: dict[tuple[str, str], str | None] = {}
-    for item in items:
-        key = (item.resource_type, item.fhir_id)
-        state = stored.get(key)
-        if state is None:
-            new_items.append(item)
-        elif local:
-            changed.append(item)
-            base_hashes[key] = state.base_hash if state.local_change else state.content_hash
-        elif state.local_change and item.content_hash == state.base_hash:
-            result.unchanged += 1  # the EHR still has the version our local change was made on
-        elif is_newer(item, state.content_hash, state.last_updated):
-            changed.append(item)
-        else:
-            result.unchanged += 1
+    plan = _plan_batch(items, stored, local=source == "local")
+    new_items, changed = plan.new_items, plan.changed
+    result = BatchResult(unchanged=plan.unchanged)
     if not new_items and not changed:
         return result
     written = new_items + changed
-    _write_bodies(session, new_items, changed, now=now, source=source, base_hashes=base_hashes)
-    _replace_derived_rows(session, cipher, written, changed)
-    result.events = _record_events(session, written, old_rows, now)
+    merges = load_merges(session, _merges_carried(written))
+    rows = [merges.named_row(i.resource_type, i.extracted.row) for i in written]
+    _write_bodies(session, new_items, changed, now=now, source=source, base_hashes=plan.base_hashes)
+    _replace_derived_rows(session, cipher, written, rows, changed)
+    rename_stored_rows(session, merges)
+    result.events = _record_events(session, written, rows, old_rows, now)
     result.created, result.updated = len(new_items), len(changed)
     result.by_type.update(i.resource_type for i in written)
     record_access(
@@ -155,6 +145,51 @@ def write_resources(
         index=_patients_named(written),
     )
     return result
+
+
+class _Plan(NamedTuple):
+    """What a batch writes: new items, items replacing a stored copy, and the rest counted."""
+
+    new_items: list[PreparedResource]
+    changed: list[PreparedResource]
+    unchanged: int
+    base_hashes: dict[tuple[str, str], str | None]
+
+
+def _plan_batch(
+    items: list[PreparedResource], stored: Mapping[tuple[str, str], StoredState], *, local: bool
+) -> _Plan:
+    """Which items are new, which replace what is stored, and how many leave it as it is."""
+    new_items: list[PreparedResource] = []
+    changed: list[PreparedResource] = []
+    unchanged = 0
+    base_hashes: dict[tuple[str, str], str | None] = {}
+    for item in items:
+        key = (item.resource_type, item.fhir_id)
+        state = stored.get(key)
+        if state is None:
+            new_items.append(item)
+        elif local:
+            changed.append(item)
+            base_hashes[key] = state.base_hash if state.local_change else state.content_hash
+        elif state.removed_at is not None:
+            changed.append(item)  # back in the EHR: its typed row was deleted, so write it again
+        elif state.local_change and item.content_hash == state.base_hash:
+            unchanged += 1  # the EHR still has the version our local change was made on
+        elif is_newer(item, state.content_hash, state.last_updated):
+            changed.append(item)
+        else:
+            unchanged += 1
+    return _Plan(new_items, changed, unchanged, base_hashes)
+
+
+def _merges_carried(items: Iterable[PreparedResource]) -> dict[str, str | None]:
+    """The `replaced_by` of each Patient being written: the batch's word on who merged where."""
+    return {
+        i.fhir_id: i.extracted.row.get("replaced_by")
+        for i in items
+        if i.resource_type == "Patient" and i.extracted.row is not None
+    }
 
 
 def _patients_named(items: Iterable[PreparedResource]) -> list[str]:
@@ -198,7 +233,8 @@ def _write_bodies(
         session.execute(
             update(RESOURCES)
             .where(*(RESOURCES.c[k] == bindparam(f"b_{k}") for k in keys))
-            .values({c: bindparam(f"b_{c}") for c in columns if c not in keys}),
+            .values({c: bindparam(f"b_{c}") for c in columns if c not in keys})
+            .values(removed_at=None),  # written now, so present in the EHR (again)
             [{f"b_{c}": row[c] for c in columns} for row in updates],
         )
 
@@ -222,6 +258,7 @@ class StoredState(NamedTuple):
     last_updated: datetime | None
     local_change: bool
     base_hash: str | None
+    removed_at: datetime | None
 
 
 def _stored_state(
@@ -239,15 +276,19 @@ def _stored_state(
         for chunk in _chunks(ids):
             markers = ", ".join([marker] * len(chunk))
             sql = (
-                "SELECT fhir_id, content_hash, last_updated, local_change, base_hash "
+                "SELECT fhir_id, content_hash, last_updated, local_change, base_hash, removed_at "
                 "FROM fhir_resources "
                 f"WHERE resource_type = {marker} AND fhir_id IN ({markers})"
             )
-            for fhir_id, content_hash, updated, local, base in conn.exec_driver_sql(
+            for fhir_id, content_hash, updated, local, base, removed in conn.exec_driver_sql(
                 sql, (rtype, *chunk)
             ):
                 found[(rtype, fhir_id)] = StoredState(
-                    content_hash, stored_instant(updated), bool(local), base
+                    content_hash,
+                    stored_instant(updated),
+                    bool(local),
+                    base,
+                    stored_instant(removed),
                 )
     return found
 
@@ -276,9 +317,10 @@ def _replace_derived_rows(
     session: Session,
     cipher: PhiCipher,
     items: list[PreparedResource],
+    rows: list[dict[str, Any] | None],
     changed: list[PreparedResource],
 ) -> None:
-    """Typed rows, blind-index rows and pending references: delete the old, insert the new."""
+    """Replace typed rows (`rows`, one per item), blind-index rows and pending references."""
     for rtype, ids in _ids_by_type(changed).items():
         table = _typed_table(rtype)
         for chunk in _chunks(ids):
@@ -293,10 +335,10 @@ def _replace_derived_rows(
     typed: dict[str, list[dict[str, Any]]] = defaultdict(list)
     lookups: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
-    for item in items:
+    for item, row in zip(items, rows, strict=True):
         ex = item.extracted
-        if ex.row is not None:
-            typed[item.resource_type].append(ex.row)
+        if row is not None:
+            typed[item.resource_type].append(row)
         for kind, value in ex.lookups:
             lookups.append(
                 {
@@ -316,10 +358,10 @@ def _replace_derived_rows(
                     "digest": cipher.blind_index("identifier", ref.lookup_value),
                 }
             )
-    for rtype, rows in typed.items():
+    for rtype, type_rows in typed.items():
         table = _typed_table(rtype)
         if table is not None:
-            bulk_insert(session, table, rows)
+            bulk_insert(session, table, type_rows)
     bulk_insert(session, LOOKUPS, lookups)
     bulk_insert(session, PENDING, pending)
 
@@ -327,13 +369,14 @@ def _replace_derived_rows(
 def _record_events(
     session: Session,
     items: list[PreparedResource],
+    rows: list[dict[str, Any] | None],
     old_rows: Mapping[tuple[str, str], Mapping[str, Any]],
     now: datetime,
 ) -> int:
     events = [
         NewEvent(event_type, item.resource_type, item.fhir_id, now, event_payload(row, old))
-        for item in items
-        if (row := item.extracted.row) is not None
+        for item, row in zip(items, rows, strict=True)
+        if row is not None
         for old in (old_rows.get((item.resource_type, item.fhir_id)),)
         for event_type in events_for(item.resource_type, old, row, now)
     ]
@@ -362,16 +405,25 @@ def resolve_pending_references(session: Session) -> int:
             {"b_id": row.fhir_id, "b_target": row.target_id}
         )
         done.append(row.id)
+    if not done:
+        return 0
+    # A late-resolved merge renames stored rows; a late-resolved patient is named as survivor.
+    merges = load_merges(
+        session, {p["b_id"]: p["b_target"] for p in updates.get(("Patient", "replaced_by"), ())}
+    )
     for (rtype, column), params in updates.items():
         table = _typed_table(rtype)
         if table is None or column not in table.c:
             continue
+        if column == "patient_id" and rtype in PATIENT_TABLES:
+            params = [{**p, "b_target": merges.survivor_of(p["b_target"])} for p in params]
         session.execute(
             update(table)
             .where(table.c.fhir_id == bindparam("b_id"))
             .values({column: bindparam("b_target")}),
             params,
         )
+    rename_stored_rows(session, merges)
     for start in range(0, len(done), _CHUNK):
         session.execute(delete(PENDING).where(PENDING.c.id.in_(done[start : start + _CHUNK])))
     return len(done)
