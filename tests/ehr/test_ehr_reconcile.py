@@ -133,7 +133,7 @@ def _reminders(live: Live) -> EngineRuntime:
 
 def _effect_states(db: Database) -> dict[str, str]:
     with db.transaction() as s:
-        return dict(s.execute(select(Effect.key, Effect.state)))
+        return {row.key: row.state for row in s.execute(select(Effect.key, Effect.state))}
 
 
 def _appointment_ids(db: Database) -> list[str]:
@@ -180,7 +180,7 @@ def test_a_deleted_and_a_hidden_appointment_are_settled_and_their_reminders_void
         events = s.execute(
             select(Event.resource_id, Event.payload).where(Event.type == APPOINTMENT_REMOVED)
         )
-        by_id = dict(events)
+        by_id = {row.resource_id: row.payload for row in events}
     assert sorted(by_id) == ["a3", "a4"]
     assert by_id["a3"]["reason"] == "deleted"
     assert by_id["a3"]["patient_id"] == "p3"  # the waitlist can see whose slot came free

@@ -15,21 +15,10 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from clinicflow.ehr.changes import APPOINTMENT_REMOVED, event_payload
-from clinicflow.ehr.replica_writer import REPLICA_LOCK_KEY
-from clinicflow.engine.effects import void_pending
+from clinicflow.ehr.replica_writer import REPLICA_LOCK_KEY, void_for_removed
 from clinicflow.engine.events import NewEvent, record_events
 from clinicflow.security.audit import Actor, record_access
 from clinicflow.store.replica import Appointment, FhirResource
-
-
-def void_for_removed(session: Session, appointment_id: str, *, now: datetime) -> int:
-    """Void messages about an appointment that was deleted or entered in error; how many."""
-    return void_pending(
-        session,
-        f"Appointment/{appointment_id}",
-        reason="the appointment was removed in the EHR before this went out",
-        now=now,
-    )
 
 
 def remove_appointments(

@@ -22,9 +22,10 @@ import orjson
 from sqlalchemy import Table, bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
-from clinicflow.ehr.changes import event_payload, events_for
+from clinicflow.ehr.changes import APPOINTMENT_REMOVED, event_payload, events_for
 from clinicflow.ehr.extract import Extracted, extract, last_updated_of, version_of
 from clinicflow.ehr.merges import PATIENT_TABLES, load_merges, rename_stored_rows
+from clinicflow.engine.effects import void_pending
 from clinicflow.engine.events import NewEvent, record_events
 from clinicflow.errors import InputError
 from clinicflow.security.audit import Actor, record_access
@@ -381,7 +382,20 @@ def _record_events(
         for event_type in events_for(item.resource_type, old, row, now)
     ]
     record_events(session, events)
+    for event in events:
+        if event.event_type == APPOINTMENT_REMOVED:
+            void_for_removed(session, event.resource_id, now=now)
     return len(events)
+
+
+def void_for_removed(session: Session, appointment_id: str, *, now: datetime) -> int:
+    """Void messages about an appointment that was deleted or entered in error; how many."""
+    return void_pending(
+        session,
+        f"Appointment/{appointment_id}",
+        reason="the appointment was removed in the EHR before this went out",
+        now=now,
+    )
 
 
 def resolve_pending_references(session: Session) -> int:
