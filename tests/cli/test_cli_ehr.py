@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -138,3 +139,69 @@ def test_a_patient_level_sync_says_its_level_and_does_not_claim_the_replica_curr
     assert summary["created"] == 2
     status = json.loads(clinicflow(installed, "status", "--json").stdout)
     assert peer_url not in status["ehr_sync"]
+
+
+def _status(data_dir: Path, base_url: str) -> dict:
+    result = _run(data_dir, base_url, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_worker_syncs_from_the_ehr_on_its_own_and_status_shows_it(installed, peer_url):
+    env = embedded_env(installed) | {
+        "CLINICFLOW_FHIR_BASE_URL": peer_url,
+        "CLINICFLOW_FHIR_CLIENT_ID": CLIENT_ID,
+    }
+    worker = subprocess.Popen(
+        [CLINICFLOW, "worker", "--tick-s", "0.5", "--workers", "1"],
+        env=env,
+        cwd=installed,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        jobs: dict = {}
+        while time.monotonic() < deadline:
+            jobs = _status(installed, peer_url)["jobs"]
+            if all(jobs.get(n, {}).get("last_finished_at") for n in ("ehr-sync", "ehr-reconcile")):
+                break
+            time.sleep(0.5)
+    finally:
+        worker.terminate()
+        _, stderr = worker.communicate(timeout=30)
+    assert jobs["ehr-sync"]["last_success_at"], stderr
+    assert jobs["ehr-sync"]["last_summary"]["created"] == 2  # p1 and a1; "bad" is rejected
+    assert jobs["ehr-sync"]["last_summary"]["rejected"] == 1
+    assert jobs["ehr-reconcile"]["last_summary"]["listed"] == 1
+    status = _status(installed, peer_url)
+    assert status["ehr_sync"][peer_url]["lag_s"] is not None
+    text = _run(installed, peer_url, "status")
+    assert "job ehr-sync: last success" in said(text)
+
+
+def test_ehr_reconcile_removes_what_the_ehr_deleted_and_says_so(installed):
+    jwks = json.loads(clinicflow(installed, "ehr", "jwks").stdout)
+    peer = FhirPeer(PeerConfig(clients={CLIENT_ID: jwks}, export_polls=0))
+    start = SystemClock().now() + timedelta(days=1)
+    for n in (1, 2):
+        peer.put(
+            {
+                "resourceType": "Appointment",
+                "id": f"a{n}",
+                "status": "booked",
+                "start": (start + timedelta(hours=n)).isoformat(),
+                "end": (start + timedelta(hours=n, minutes=15)).isoformat(),
+                "participant": [{"actor": {"display": "walk-in"}, "status": "accepted"}],
+            }
+        )
+    with running_peer(peer) as url:
+        assert _run(installed, url, "sync", "fhir").returncode == 0
+        peer.delete("Appointment", "a2")
+        result = _run(installed, url, "ehr", "reconcile", "--json")
+        assert result.returncode == 0, result.stderr
+        found = json.loads(result.stdout)
+        assert (found["listed"], found["removed"], found["removed_ids"]) == (1, 1, ["a2"])
+        human = _run(installed, url, "ehr", "reconcile")
+    assert "1 appointments in the EHR" in said(human) + human.stdout

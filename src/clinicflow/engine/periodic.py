@@ -151,6 +151,7 @@ def job_states(session: Session) -> dict[str, dict[str, object]]:
     return {
         row.name: {
             "last_started_at": _iso(row.last_started_at),
+            "last_finished_at": _iso(row.last_finished_at),
             "last_success_at": _iso(row.last_success_at),
             "last_error": row.last_error,
             "running": row.lease_owner is not None,
