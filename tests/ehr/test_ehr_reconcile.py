@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from tests.fhir_peer import Fault, FhirPeer, PeerConfig, running_peer
 
@@ -43,6 +44,7 @@ from clinicflow.store import Database
 from clinicflow.store.audit import AuditLog
 from clinicflow.store.engine import Effect, Event
 from clinicflow.store.replica import Appointment, FhirResource
+from clinicflow.web import create_app
 
 CLIENT_ID = "clinicflow-test"
 SCOPES = "system/*.rs"
@@ -266,6 +268,11 @@ def test_the_worker_jobs_sync_and_reconcile_and_record_how_it_went(live: Live):
         failed = job_states(s)[EHR_SYNC_JOB]
     assert "503" in str(failed["last_error"])
     assert failed["last_success_at"] is not None  # the last good sync is still shown
+    web = TestClient(create_app(live.settings, db=live.db, clock=live.clock))
+    readiness = web.get("/readyz").json()["checks"]["ehr_sync"]
+    assert ": current as of " in readiness  # the last good sync, with how far behind it is
+    assert "last attempt failed: " in readiness
+    assert "503" in readiness
 
 
 def test_no_ehr_means_no_ehr_jobs(tmp_path: Path, sqlite_db: Database, clock: FakeClock):
