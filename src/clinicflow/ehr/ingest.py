@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clinicflow.clock import Clock
+from clinicflow.ehr.late_references import count_pending_references, resolve_pending_references
 from clinicflow.ehr.replica_writer import (
     BatchResult,
     PreparedResource,
-    count_pending_references,
     is_newer,
     prepare_resource,
-    resolve_pending_references,
     write_resources,
 )
 from clinicflow.ehr.validate import check_resource

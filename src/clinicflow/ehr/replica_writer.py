@@ -19,12 +19,12 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Table, bindparam, delete, func, select, text, update
+from sqlalchemy import Table, bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from clinicflow.ehr.changes import APPOINTMENT_REMOVED, event_payload, events_for
 from clinicflow.ehr.extract import Extracted, extract, last_updated_of, version_of
-from clinicflow.ehr.merges import PATIENT_TABLES, load_merges, rename_stored_rows
+from clinicflow.ehr.merges import load_merges, rename_stored_rows
 from clinicflow.engine.effects import void_pending
 from clinicflow.engine.events import NewEvent, record_events
 from clinicflow.errors import InputError
@@ -44,7 +44,7 @@ RESOURCES: Table = FhirResource.__table__  # type: ignore[assignment]
 LOOKUPS: Table = LookupIndex.__table__  # type: ignore[assignment]
 PENDING: Table = PendingReference.__table__  # type: ignore[assignment]
 REPLICA_LOCK_KEY = 0x7265706C  # "repl": the PostgreSQL advisory lock for replica writes
-_CHUNK = 500  # ids per IN (...) clause, well under SQLite's and PostgreSQL's parameter limits
+CHUNK = 500  # ids per IN (...) clause, well under SQLite's and PostgreSQL's parameter limits
 
 
 def body_aad(resource_type: str, fhir_id: str) -> bytes:
@@ -241,8 +241,8 @@ def _write_bodies(
 
 
 def _chunks(values: list[str]) -> Iterable[list[str]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
 
 
 def _ids_by_type(items: Iterable[PreparedResource]) -> dict[str, list[str]]:
@@ -294,7 +294,8 @@ def _stored_state(
     return found
 
 
-def _typed_table(resource_type: str) -> Table | None:
+def typed_table(resource_type: str) -> Table | None:
+    """The Core table of a resource type's typed rows, if it has one."""
     model = TYPED_TABLES.get(resource_type)
     return model.__table__ if model is not None else None  # type: ignore[return-value]  # a Table
 
@@ -305,7 +306,7 @@ def _old_typed_rows(
     """Typed rows as stored before this batch, for the types whose changes raise events."""
     old: dict[tuple[str, str], dict[str, Any]] = {}
     for rtype, ids in _ids_by_type(items).items():
-        table = _typed_table(rtype)
+        table = typed_table(rtype)
         if table is None or rtype not in ("Appointment", "Communication"):
             continue
         for chunk in _chunks(ids):
@@ -323,7 +324,7 @@ def _replace_derived_rows(
 ) -> None:
     """Replace typed rows (`rows`, one per item), blind-index rows and pending references."""
     for rtype, ids in _ids_by_type(changed).items():
-        table = _typed_table(rtype)
+        table = typed_table(rtype)
         for chunk in _chunks(ids):
             if table is not None:
                 session.execute(delete(table).where(table.c.fhir_id.in_(chunk)))
@@ -360,7 +361,7 @@ def _replace_derived_rows(
                 }
             )
     for rtype, type_rows in typed.items():
-        table = _typed_table(rtype)
+        table = typed_table(rtype)
         if table is not None:
             bulk_insert(session, table, type_rows)
     bulk_insert(session, LOOKUPS, lookups)
@@ -396,53 +397,3 @@ def void_for_removed(session: Session, appointment_id: str, *, now: datetime) ->
         reason="the appointment was removed in the EHR before this went out",
         now=now,
     )
-
-
-def resolve_pending_references(session: Session) -> int:
-    """Fill typed columns whose conditional reference can now be resolved; return how many."""
-    query = select(
-        PENDING.c.id,
-        PENDING.c.resource_type,
-        PENDING.c.fhir_id,
-        PENDING.c.column,
-        LOOKUPS.c.fhir_id.label("target_id"),
-    ).join(
-        LOOKUPS,
-        (LOOKUPS.c.kind == "identifier")
-        & (LOOKUPS.c.digest == PENDING.c.digest)
-        & (LOOKUPS.c.resource_type == PENDING.c.target_type),
-    )
-    updates: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    done: list[int] = []
-    for row in session.execute(query):
-        updates[(row.resource_type, row.column)].append(
-            {"b_id": row.fhir_id, "b_target": row.target_id}
-        )
-        done.append(row.id)
-    if not done:
-        return 0
-    # A late-resolved merge renames stored rows; a late-resolved patient is named as survivor.
-    merges = load_merges(
-        session, {p["b_id"]: p["b_target"] for p in updates.get(("Patient", "replaced_by"), ())}
-    )
-    for (rtype, column), params in updates.items():
-        table = _typed_table(rtype)
-        if table is None or column not in table.c:
-            continue
-        if column == "patient_id" and rtype in PATIENT_TABLES:
-            params = [{**p, "b_target": merges.survivor_of(p["b_target"])} for p in params]
-        session.execute(
-            update(table)
-            .where(table.c.fhir_id == bindparam("b_id"))
-            .values({column: bindparam("b_target")}),
-            params,
-        )
-    rename_stored_rows(session, merges)
-    for start in range(0, len(done), _CHUNK):
-        session.execute(delete(PENDING).where(PENDING.c.id.in_(done[start : start + _CHUNK])))
-    return len(done)
-
-
-def count_pending_references(session: Session) -> int:
-    """Conditional references whose target is not (yet) in the replica."""
-    return int(session.execute(select(func.count()).select_from(PENDING)).scalar_one())

@@ -20,10 +20,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from clinicflow.ehr import remote_writeback as remote
+from clinicflow.ehr.late_references import resolve_pending_references
 from clinicflow.ehr.replica_writer import (
     body_aad,
     prepare_resource,
-    resolve_pending_references,
     write_resources,
 )
 from clinicflow.ehr.validate import check_resource
