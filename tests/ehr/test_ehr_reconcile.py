@@ -43,7 +43,7 @@ from clinicflow.settings import Settings
 from clinicflow.store import Database
 from clinicflow.store.audit import AuditLog
 from clinicflow.store.engine import Effect, Event
-from clinicflow.store.replica import Appointment, FhirResource
+from clinicflow.store.replica import Appointment, FhirResource, Patient
 from clinicflow.web import create_app
 
 CLIENT_ID = "clinicflow-test"
@@ -151,6 +151,21 @@ def test_missing_from_is_what_we_hold_and_they_did_not_list():
 def test_the_window_searches_from_yesterday_to_the_days_ahead(clock: FakeClock):
     params = Window.around(clock.now(), ahead=timedelta(days=14)).search_params()
     assert params["date"] == ["ge2026-11-22T14:00:00+00:00", "lt2026-12-07T14:00:00+00:00"]
+    assert params["_include"] == "Appointment:patient"
+
+
+def test_a_visit_booked_for_a_patient_new_since_the_last_sync_brings_the_patient(live: Live):
+    live.sync()
+    live.peer.put({"resourceType": "Patient", "id": "p9", "name": [{"family": "New"}]})
+    visit = _appointment(9, live.clock)
+    live.peer.put(visit)
+    report = live.reconcile()
+    assert report.listed == 7  # the appointments only: the included patients are not counted
+    assert report.ingest.by_type["Patient"] >= 1
+    with live.db.transaction() as s:
+        assert s.get(Patient, "p9") is not None
+    searches = [r for r in live.peer.requests if r.path.endswith("/Appointment")]
+    assert searches[-1].query["_include"] == ["Appointment:patient"]
 
 
 def test_a_deleted_and_a_hidden_appointment_are_settled_and_their_reminders_voided(live: Live):

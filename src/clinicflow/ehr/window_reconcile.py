@@ -53,9 +53,14 @@ class Window:
         return cls(now - back, now + ahead)
 
     def search_params(self) -> dict[str, str | list[str]]:
-        """Appointment search parameters that list the window."""
+        """Appointment search parameters that list the window.
+
+        `_include` brings each visit's patient in the same page: one booked for a patient new
+        since the last sync can then be reminded without another round trip.
+        """
         return {
             "date": [f"ge{_instant(self.start)}", f"lt{_instant(self.end)}"],
+            "_include": "Appointment:patient",
             "_count": str(PAGE_SIZE),
         }
 
