@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 import subprocess
 import time
@@ -32,13 +33,23 @@ def _run(data_dir: Path, base_url: str, *args: str) -> Result:
     )
 
 
-@pytest.fixture
-def installed(tmp_path: Path) -> Path:
-    assert clinicflow(tmp_path, "db", "upgrade").returncode == 0
-    keygen = clinicflow(tmp_path, "ehr", "keygen", "--alg", "RS384")
+@pytest.fixture(scope="module")
+def installed_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One install made by the CLI (schema, signing key), copied for each test: each process
+    start costs a second or two, and every test here needs the same install."""
+    data_dir = tmp_path_factory.mktemp("installed")
+    assert clinicflow(data_dir, "db", "upgrade").returncode == 0
+    keygen = clinicflow(data_dir, "ehr", "keygen", "--alg", "RS384")
     assert keygen.returncode == 0, keygen.stderr
     assert "/.well-known/jwks.json" in said(keygen)
-    return tmp_path
+    return data_dir
+
+
+@pytest.fixture
+def installed(installed_template: Path, tmp_path: Path) -> Path:
+    data_dir = tmp_path / "data"
+    shutil.copytree(installed_template, data_dir)  # copy2: the key file keeps its mode 0600
+    return data_dir
 
 
 @pytest.fixture
