@@ -87,6 +87,32 @@ class Settings(BaseSettings):
     fhir_reconcile_days_ahead: int = Field(
         30, description="How far ahead the reconciliation looks (it also covers the past day)"
     )
+    # Patient channels. Unset: the sandbox delivers SMS and e-mail to the outbox.
+    twilio_account_sid: str | None = Field(
+        None, description="Twilio account SID; unset: sandbox SMS"
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        None, description="Twilio auth token (signs webhooks too)"
+    )
+    twilio_from_number: str | None = Field(
+        None, description="The practice's sending number, E.164 (or a Messaging Service SID)"
+    )
+    twilio_api_url: str | None = Field(
+        None, description="Where Twilio's REST API is (tests point it at a loopback peer)"
+    )
+    sms_per_second: float = Field(
+        1.0, description="Messages per second per sending number (long code 1, toll-free 3, ...)"
+    )
+    smtp_host: str | None = Field(None, description="SMTP server for e-mail; unset: sandbox e-mail")
+    smtp_port: int = Field(587, description="SMTP port")
+    smtp_username: str | None = Field(None, description="SMTP user, if the server asks for one")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password")
+    smtp_tls: str = Field(
+        "starttls", description="starttls | tls (implicit, port 465) | none (loopback only)"
+    )
+    email_from: str = Field(
+        "clinicflow <reminders@localhost>", description="From: of patient e-mail"
+    )
     worker_threads: int = Field(4, description="Worker threads per `clinicflow worker` process")
     effect_lease_s: float = Field(120.0, description="How long a worker may hold an effect")
     log_level: str = Field("INFO", description="Log level for the JSON logs")
@@ -152,6 +178,8 @@ class Settings(BaseSettings):
             "queue": "redis" if self.redis_url else "sqlite",
             "timezone": self.timezone,
             "ehr": self.fhir_base_url or "none (write-backs are local)",
+            "sms": "twilio" if self.twilio_account_sid else "sandbox (outbox)",
+            "email": f"smtp {self.smtp_host}" if self.smtp_host else "sandbox (outbox)",
         }
 
 
