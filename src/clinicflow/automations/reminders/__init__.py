@@ -1,0 +1,1 @@
+"""Appointment reminders: touchpoints, quiet hours, templates, and the automation."""

@@ -1,0 +1,167 @@
+"""When to remind a patient of a visit, and how (pure).
+
+A policy is a list of touchpoints, each a channel and a lead time before the visit (defaults: an
+e-mail 7 days before, an SMS 2 days before asking for a reply, an SMS 2 hours before for visits
+booked the same day). A practice may set other touchpoints per specialty and appointment type.
+
+`plan` turns one appointment into the touchpoints to send and when:
+- a touchpoint whose time is still ahead is planned at its time;
+- those whose time has passed (the visit was booked late, or the worker was down) are skipped
+  while a later one is still to come ("the next sensible one, not a burst"); when none is, the
+  one closest to the visit is sent at once, unless the visit is too near;
+- a send time on a day the practice is closed moves to the last open day before it (a patient
+  replying "R" on a holiday would wait for nobody); one that would then be past is sent now if
+  today is open, else dropped;
+- SMS respect quiet hours in the patient's own time zone (`quiet_hours`): held until the window
+  opens, dropped if that is too close to the visit to help.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from clinicflow.automations.reminders.quiet_hours import QuietHours, next_allowed
+from clinicflow.engine.payloads import MessageChannel
+
+# No reminder this close to the visit: the patient is on the way, or it is too late to help.
+MIN_NOTICE = timedelta(hours=1)
+# A touchpoint that fell due this recently is on time, not missed: the automation runs every few
+# minutes, so "due" is always a little in the past when it looks.
+ON_TIME = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Touchpoint:
+    """One reminder of a visit: a name (part of the idempotency key), a channel, a lead time."""
+
+    name: str
+    channel: MessageChannel
+    lead: timedelta
+    asks_reply: bool = False  # "Reply C to confirm, X to cancel, R to reschedule"
+    same_day_only: bool = False  # only for visits booked on the day they happen
+
+
+DEFAULT_TOUCHPOINTS: tuple[Touchpoint, ...] = (
+    Touchpoint("email-7d", MessageChannel.EMAIL, timedelta(days=7)),
+    Touchpoint("sms-2d", MessageChannel.SMS, timedelta(days=2), asks_reply=True),
+    Touchpoint("sms-2h", MessageChannel.SMS, timedelta(hours=2), same_day_only=True),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Touchpoints by default, by specialty and by appointment type (the most specific wins)."""
+
+    default: tuple[Touchpoint, ...] = DEFAULT_TOUCHPOINTS
+    by_specialty: Mapping[str, tuple[Touchpoint, ...]] = field(default_factory=dict)
+    by_appointment_type: Mapping[str, tuple[Touchpoint, ...]] = field(default_factory=dict)
+    closed_on: Collection[date] = frozenset()  # practice closure days (practice-local dates)
+    quiet: QuietHours = field(default_factory=QuietHours)
+
+    def touchpoints_for(
+        self, specialty: str | None, appointment_type: str | None
+    ) -> tuple[Touchpoint, ...]:
+        """The touchpoints for a visit of this type with this specialty."""
+        if appointment_type and appointment_type in self.by_appointment_type:
+            return self.by_appointment_type[appointment_type]
+        if specialty and specialty in self.by_specialty:
+            return self.by_specialty[specialty]
+        return self.default
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """What planning needs of an appointment: no names, no reason for the visit."""
+
+    appointment_id: str
+    start_at: datetime
+    booked_at: datetime | None = None
+    specialty: str | None = None
+    appointment_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A touchpoint to send for a visit, and when."""
+
+    appointment_id: str
+    touchpoint: Touchpoint
+    send_at: datetime
+    catch_up: bool = False  # its own time had passed: sent at once instead
+
+
+def plan(
+    visit: Visit,
+    policy: Policy,
+    now: datetime,
+    *,
+    practice_zone: ZoneInfo,
+    patient_zone: ZoneInfo | None = None,
+) -> list[Planned]:
+    """The touchpoints to send for `visit`, each at most once, in send order."""
+    if visit.start_at <= now + MIN_NOTICE:
+        return []
+    patient_zone = patient_zone or practice_zone
+    touchpoints = _applicable(visit, policy, practice_zone)
+    ahead: list[Planned] = []
+    missed: list[Touchpoint] = []
+    for touchpoint in touchpoints:
+        due = _open_day_at_or_before(visit.start_at - touchpoint.lead, policy, practice_zone)
+        if due is not None and due >= now - ON_TIME:
+            ahead.append(Planned(visit.appointment_id, touchpoint, due))
+        else:
+            missed.append(touchpoint)
+    planned = list(ahead)
+    if missed and not ahead and _is_open(now, policy, practice_zone):
+        closest = min(missed, key=lambda t: t.lead)
+        planned.append(Planned(visit.appointment_id, closest, now, catch_up=True))
+    held = [_respect_quiet_hours(p, visit, policy.quiet, patient_zone) for p in planned]
+    # Held past quiet hours into a closure day (sent after 21:00, held to 8:00 on a holiday):
+    # rare enough to drop rather than hunt for another time.
+    kept = [p for p in held if p is not None and _is_open(p.send_at, policy, practice_zone)]
+    return sorted(kept, key=lambda p: p.send_at)
+
+
+def due_now(planned: Iterable[Planned], now: datetime) -> list[Planned]:
+    """What to send at `now` (the automation runs every few minutes and sends what is due)."""
+    return [p for p in planned if p.send_at <= now]
+
+
+def _applicable(visit: Visit, policy: Policy, zone: ZoneInfo) -> Sequence[Touchpoint]:
+    touchpoints = policy.touchpoints_for(visit.specialty, visit.appointment_type)
+    booked_same_day = (
+        visit.booked_at is not None
+        and visit.booked_at.astimezone(zone).date() == visit.start_at.astimezone(zone).date()
+    )
+    return [t for t in touchpoints if booked_same_day or not t.same_day_only]
+
+
+def _is_open(at: datetime, policy: Policy, zone: ZoneInfo) -> bool:
+    return at.astimezone(zone).date() not in policy.closed_on
+
+
+def _open_day_at_or_before(at: datetime, policy: Policy, zone: ZoneInfo) -> datetime | None:
+    """`at`, or the same local time on the last open day before it (None: no open day found)."""
+    local = at.astimezone(zone)
+    for back in range(0, 31):
+        day = local.date() - timedelta(days=back)
+        if day not in policy.closed_on:
+            moved = datetime.combine(day, local.timetz().replace(tzinfo=None), tzinfo=zone)
+            return moved if back else at
+    return None
+
+
+def _respect_quiet_hours(
+    planned: Planned, visit: Visit, quiet: QuietHours, zone: ZoneInfo
+) -> Planned | None:
+    if planned.touchpoint.channel is not MessageChannel.SMS:
+        return planned
+    allowed = next_allowed(planned.send_at, quiet, zone)
+    if allowed == planned.send_at:
+        return planned
+    if allowed > visit.start_at - MIN_NOTICE:
+        return None  # the window opens too close to the visit for a reminder to help
+    return Planned(planned.appointment_id, planned.touchpoint, allowed, planned.catch_up)
