@@ -201,7 +201,10 @@ _LIMITERS_LOCK = threading.Lock()
 
 
 def limiter_for(sender: str, per_second: float, clock: Clock) -> RateLimiter:
-    """The process-wide limiter of a sending number (every TwilioSms on it shares one)."""
+    """The process-wide limiter of a sending number (every TwilioSms on it shares one).
+
+    The first caller's `per_second` sticks: settings are built once per process.
+    """
     with _LIMITERS_LOCK:
         limiter = _LIMITERS.get(sender)
         if limiter is None:
