@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from clinicflow.ehr.changes import APPOINTMENT_REMOVED, event_payload
-from clinicflow.ehr.replica_writer import REPLICA_LOCK_KEY, void_for_removed
+from clinicflow.ehr.replica_writer import lock_replica, void_for_removed
 from clinicflow.engine.events import NewEvent, record_events
 from clinicflow.security.audit import Actor, record_access
 from clinicflow.store.replica import Appointment, FhirResource
@@ -25,8 +25,7 @@ def remove_appointments(
     session: Session, ids: Sequence[str], *, reason: str, now: datetime, actor: Actor
 ) -> list[str]:
     """Mark `ids` removed in the caller's transaction; the ids that were still present."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REPLICA_LOCK_KEY})
+    lock_replica(session)
     rows = {
         row.fhir_id: dict(row._mapping)
         for row in session.execute(

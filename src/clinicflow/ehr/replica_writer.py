@@ -47,6 +47,16 @@ REPLICA_LOCK_KEY = 0x7265706C  # "repl": the PostgreSQL advisory lock for replic
 CHUNK = 500  # ids per IN (...) clause, well under SQLite's and PostgreSQL's parameter limits
 
 
+def lock_replica(session: Session) -> None:
+    """Be the one replica writer until the transaction ends.
+
+    SQLite gets the same from BEGIN IMMEDIATE; on PostgreSQL a sync batch, a write-back and a
+    removal must not both read the old row and then both write.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REPLICA_LOCK_KEY})
+
+
 def body_aad(resource_type: str, fhir_id: str) -> bytes:
     """The associated data binding an encrypted body to its row."""
     return f"{resource_type}/{fhir_id}".encode()
@@ -114,10 +124,7 @@ def write_resources(
     A local change always applies, and remembers the EHR version it was made on (`base_hash`);
     a later sync bringing that same version back leaves it standing, a different one replaces it.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        # One replica writer at a time (SQLite gets the same from BEGIN IMMEDIATE): a sync batch and
-        # a write-back must not both read the old row and then both write.
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REPLICA_LOCK_KEY})
+    lock_replica(session)
     stored = _stored_state(session, items)
     old_rows = _old_typed_rows(
         session, [i for i in items if (i.resource_type, i.fhir_id) in stored]
