@@ -34,11 +34,16 @@ def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     return sock
 
 
-def base_url(sock: socket.socket) -> str:
-    """The FHIR base URL for a bound socket, e.g. http://127.0.0.1:54321/fhir."""
+def origin(sock: socket.socket) -> str:
+    """http://host:port of a bound socket, e.g. http://127.0.0.1:54321."""
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}{FHIR_PATH}"
+    return f"http://{shown}:{port}"
+
+
+def base_url(sock: socket.socket) -> str:
+    """The FHIR base URL for a bound socket, e.g. http://127.0.0.1:54321/fhir."""
+    return f"{origin(sock)}{FHIR_PATH}"
 
 
 def make_server(app: ASGIApp) -> uvicorn.Server:
@@ -63,20 +68,35 @@ def running_peer(peer: FhirPeer, host: str = "127.0.0.1", port: int = 0) -> Iter
 @contextmanager
 def running_app(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Serve any ASGI app like running_peer (e.g. one that switches between peers)."""
+    with serving(app, host, port, name="FHIR peer") as url:
+        yield f"{url}{FHIR_PATH}"
+
+
+@contextmanager
+def serving(
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *, name: str = "peer"
+) -> Iterator[str]:
+    """Serve an ASGI app in a background thread; yields http://host:port; stops it on exit.
+
+    Every test peer (FHIR, Twilio) runs through this.
+    """
     sock = bind(host, port)
     server = make_server(app)
     thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="fhir-peer", daemon=True
+        target=server.run,
+        kwargs={"sockets": [sock]},
+        name=name.lower().replace(" ", "-"),
+        daemon=True,
     )
     thread.start()
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             sock.close()
-            raise RuntimeError("the FHIR peer did not start (see the log above)")
+            raise RuntimeError(f"the {name} did not start (see the log above)")
         time.sleep(0.01)
     try:
-        yield base_url(sock)
+        yield origin(sock)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
