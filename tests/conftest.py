@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from hypothesis import settings as hypothesis_settings
 
 from clinicflow.clock import FakeClock
+from clinicflow.security.phi import Keyring, PhiCipher
 from clinicflow.store import Database, make_engine
 from clinicflow.store.schema import create_schema
 
@@ -147,3 +148,9 @@ def sqlite_db(sqlite_url: str) -> Iterator[Database]:
 def clock() -> FakeClock:
     """Monday 2026-11-23 14:00 UTC (09:00 in New York)."""
     return FakeClock(datetime(2026, 11, 23, 14, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def cipher() -> PhiCipher:
+    """A cipher with a fresh random keyring."""
+    return PhiCipher(Keyring.generate())

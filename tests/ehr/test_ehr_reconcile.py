@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from tests.ehr.builders import appointment
 from tests.fhir_peer import Fault, FhirPeer, PeerConfig, running_peer
 
 from clinicflow.channels import deliveries_of
@@ -51,15 +52,7 @@ SCOPES = "system/*.rs"
 
 
 def _appointment(n: int, clock: FakeClock, status: str = "booked", days: int = 2) -> dict:
-    start = clock.now() + timedelta(days=days, minutes=20 * n)
-    return {
-        "resourceType": "Appointment",
-        "id": f"a{n}",
-        "status": status,
-        "start": start.isoformat(),
-        "end": (start + timedelta(minutes=20)).isoformat(),
-        "participant": [{"actor": {"reference": f"Patient/p{n}"}, "status": "needs-action"}],
-    }
+    return appointment(n, clock.now() + timedelta(days=days), status=status)
 
 
 @dataclass

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
+from tests.ehr.builders import appointment
 from tests.fhir_peer import FhirPeer, PeerConfig, RequestLog, running_peer
 
 from clinicflow.clock import FakeClock
@@ -35,7 +36,7 @@ from clinicflow.ehr.http import FhirHttp, RetryPolicy
 from clinicflow.ehr.signing import SigningAlg, load_key, public_jwks, write_new_key
 from clinicflow.ehr.smart import SmartAuth, SmartClient
 from clinicflow.errors import InputError
-from clinicflow.security.phi import Keyring, PhiCipher
+from clinicflow.security.phi import PhiCipher
 from clinicflow.store import Database
 from clinicflow.store.replica import Appointment, FhirResource
 
@@ -45,15 +46,7 @@ FIRST_VISIT_AT = datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
 
 
 def _appointment(n: int, status: str = "booked") -> dict[str, object]:
-    start = FIRST_VISIT_AT + timedelta(minutes=20 * n)
-    return {
-        "resourceType": "Appointment",
-        "id": f"a{n}",
-        "status": status,
-        "start": start.isoformat(),
-        "end": (start + timedelta(minutes=20)).isoformat(),
-        "participant": [{"actor": {"reference": f"Patient/p{n}"}, "status": "accepted"}],
-    }
+    return appointment(n, FIRST_VISIT_AT, status=status, participant_status="accepted")
 
 
 @dataclass
@@ -95,11 +88,6 @@ def ehr(tmp_path: Path, clock: FakeClock) -> Iterator[Ehr]:
             yield Ehr(peer, base_url, client)
         finally:
             client.close()
-
-
-@pytest.fixture
-def cipher() -> PhiCipher:
-    return PhiCipher(Keyring.generate())
 
 
 def _stored(db: Database) -> set[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from tests.ehr.builders import appointment
 from tests.fhir_peer import Fault, FhirPeer, PeerConfig, running_peer
 
 from clinicflow.clock import FakeClock, SystemClock
@@ -40,7 +41,7 @@ from clinicflow.engine import (
     run_now,
 )
 from clinicflow.errors import EhrError
-from clinicflow.security.phi import Keyring, PhiCipher
+from clinicflow.security.phi import PhiCipher
 from clinicflow.settings import Settings
 from clinicflow.store import Database
 from clinicflow.store.engine import Event
@@ -59,17 +60,7 @@ def _patient(n: int) -> dict[str, object]:
 
 
 def _appointment(n: int, clock: FakeClock, status: str = "booked") -> dict[str, object]:
-    start = clock.now() + timedelta(days=2, minutes=20 * n)
-    return {
-        "resourceType": "Appointment",
-        "id": f"a{n}",
-        "status": status,
-        "start": start.isoformat(),
-        "end": (start + timedelta(minutes=20)).isoformat(),
-        "participant": [
-            {"actor": {"reference": f"Patient/p{n}"}, "status": "needs-action"},
-        ],
-    }
+    return appointment(n, clock.now() + timedelta(days=2), status=status)
 
 
 @dataclass
@@ -111,11 +102,6 @@ def ehr(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Ite
             yield Ehr(peer, base_url, client, keys_dir, sleeps)
         finally:
             client.close()
-
-
-@pytest.fixture
-def cipher() -> PhiCipher:
-    return PhiCipher(Keyring.generate())
 
 
 def _count(db: Database, model: type) -> int:

@@ -14,7 +14,6 @@ from sqlalchemy import delete, select, update
 
 from clinicflow.ehr import sync_folder
 from clinicflow.ehr.merges import PATIENT_TABLES, merged_into, survivor
-from clinicflow.security.phi import Keyring, PhiCipher
 from clinicflow.store.engine import Event
 from clinicflow.store.replica import (
     Appointment,
@@ -24,11 +23,6 @@ from clinicflow.store.replica import (
     FhirResource,
     Patient,
 )
-
-
-@pytest.fixture
-def cipher() -> PhiCipher:
-    return PhiCipher(Keyring.generate())
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 
 from clinicflow.ehr import body_aad, sync_folder
 from clinicflow.security.audit_verify import verify_chain
-from clinicflow.security.phi import Keyring, PhiCipher
 from clinicflow.store.audit import audit_log
 from clinicflow.store.engine import Event
 from clinicflow.store.replica import (
@@ -25,11 +24,6 @@ from clinicflow.store.replica import (
 )
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "synthea-sample"
-
-
-@pytest.fixture
-def cipher() -> PhiCipher:
-    return PhiCipher(Keyring.generate())
 
 
 def count(db, model, *where):

@@ -21,15 +21,9 @@ from clinicflow.engine import (
 )
 from clinicflow.engine.rules import RetryPolicy
 from clinicflow.engine.runtime import DailyHook
-from clinicflow.security.phi import Keyring, PhiCipher
+from clinicflow.security.phi import PhiCipher
 from clinicflow.settings import Settings
 from clinicflow.store import Database
-
-
-@pytest.fixture
-def cipher() -> PhiCipher:
-    """A cipher with a fresh random keyring."""
-    return PhiCipher(Keyring.generate())
 
 
 @pytest.fixture
