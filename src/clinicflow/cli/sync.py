@@ -76,11 +76,8 @@ def print_rejections(rt: Runtime, report: IngestReport) -> None:
 def report_as_dict(report: IngestReport) -> dict[str, object]:
     """The summary of an ingest as plain data."""
     return {
-        "created": report.created,
-        "updated": report.updated,
-        "unchanged": report.unchanged,
+        **report.counts(),
         "rejected": [{"where": r.where, "reason": r.reason} for r in report.rejected],
-        "events": report.events,
         "unresolved_references": report.unresolved_references,
         "by_type": dict(sorted(report.by_type.items())),
     }

@@ -53,6 +53,16 @@ class IngestReport:
         """Resources the replica now holds from this ingest (new, changed or already current)."""
         return self.created + self.updated + self.unchanged
 
+    def counts(self) -> dict[str, int]:
+        """How many of each outcome, with no PHI (a rejection's reason may quote a value)."""
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": len(self.rejected),
+            "events": self.events,
+        }
+
     def add(self, result: BatchResult | IngestReport) -> None:
         """Count one written batch."""
         self.created += result.created

@@ -42,11 +42,7 @@ def ehr_jobs(settings: Settings, db: Database, cipher: PhiCipher, clock: Clock) 
             logger.warning("EHR sync rejected a resource", extra={"where": rejection.where})
         return {
             "mode": str(result.mode),
-            "created": report.created,
-            "updated": report.updated,
-            "unchanged": report.unchanged,
-            "rejected": len(report.rejected),
-            "events": report.events,
+            **report.counts(),
             "export_errors": len(result.export_errors),
         }
 
