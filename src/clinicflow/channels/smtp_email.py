@@ -169,8 +169,13 @@ class SmtpEmail:
             _close(smtp)
         return SentEmail(message_id=str(msg["Message-ID"]))
 
+    @property
+    def _where(self) -> str:
+        """The server as messages name it."""
+        return f"{self.host}:{self.port}"
+
     def _connect(self) -> smtplib.SMTP:
-        where = f"{self.host}:{self.port}"
+        where = self._where
         try:
             if self.tls is SmtpTls.TLS:
                 return smtplib.SMTP_SSL(
@@ -196,7 +201,7 @@ class SmtpEmail:
 
     def _open_session(self, smtp: smtplib.SMTP) -> None:
         """EHLO, STARTTLS when configured, and AUTH when a username is set."""
-        where = f"{self.host}:{self.port}"
+        where = self._where
         try:
             smtp.ehlo()
             if self.tls is SmtpTls.STARTTLS:
@@ -226,12 +231,7 @@ class SmtpEmail:
             )
             raise refusal from exc
         except (smtplib.SMTPException, OSError) as exc:
-            raise EmailError(
-                f"Lost the connection to the mail server {where} before sending "
-                f"({exc.__class__.__name__}); will try again.",
-                code="email.unavailable",
-                retryable=True,
-            ) from exc
+            raise _lost_before_sending(where, exc) from exc
 
     def _envelope(self, smtp: smtplib.SMTP, to: str) -> None:
         """MAIL FROM and RCPT TO; a refusal here means nothing was sent."""
@@ -251,12 +251,7 @@ class SmtpEmail:
                     "The mail server refused the patient's e-mail address", code, redacted
                 )
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            raise EmailError(
-                f"Lost the connection to the mail server {self.host}:{self.port} before "
-                f"sending ({exc.__class__.__name__}); will try again.",
-                code="email.unavailable",
-                retryable=True,
-            ) from exc
+            raise _lost_before_sending(self._where, exc) from exc
 
     def _data(self, smtp: smtplib.SMTP, msg: EmailMessage) -> None:
         """DATA and the message; from here on a lost reply may hide an accepted message."""
@@ -269,7 +264,7 @@ class SmtpEmail:
             ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             raise OutcomeUnknownError(
-                f"The connection to the mail server {self.host}:{self.port} broke after the "
+                f"The connection to the mail server {self._where} broke after the "
                 f"message was sent ({exc.__class__.__name__}); it may or may not have been "
                 "accepted, so it was not sent again.",
                 code="email.outcome_unknown",
@@ -291,6 +286,16 @@ def _refusal(what: str, code: int, reply: bytes | str) -> EmailError:
         f"{what}: {_reply(code, reply)}; {then}.",
         code="email.deferred" if retryable else "email.refused",
         retryable=retryable,
+    )
+
+
+def _lost_before_sending(where: str, exc: Exception) -> EmailError:
+    """The connection broke before DATA: nothing was sent, so trying again is safe."""
+    return EmailError(
+        f"Lost the connection to the mail server {where} before sending "
+        f"({exc.__class__.__name__}); will try again.",
+        code="email.unavailable",
+        retryable=True,
     )
 
 
