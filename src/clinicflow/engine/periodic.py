@@ -52,11 +52,11 @@ def claim(session: Session, job: Periodic, *, owner: str, now: datetime) -> bool
     """Take the job's lease if it is due and nobody holds it; True if this caller won."""
     insert_if_absent(session, PeriodicJob, {"name": job.name}, ["name"])
     row = PeriodicJob.__table__.c
-    succeeded_last = or_(row.last_error.is_(None), row.last_started_at.is_(None))
+    retry_after = min(job.every, RETRY_AFTER_FAILURE)
     due = or_(
         row.last_started_at.is_(None),
-        and_(succeeded_last, row.last_started_at <= now - job.every),
-        and_(~succeeded_last, row.last_started_at <= now - min(job.every, RETRY_AFTER_FAILURE)),
+        row.last_started_at <= now - job.every,
+        and_(row.last_error.is_not(None), row.last_started_at <= now - retry_after),
     )
     free = or_(row.lease_expires_at.is_(None), row.lease_expires_at < now)
     result = session.execute(
