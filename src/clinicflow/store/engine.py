@@ -97,6 +97,10 @@ class Effect(Base):
     # What the effect acts on, as in FHIR Task.focus ("Appointment/123"): when that goes away,
     # what has not gone out yet is voided (a reminder for a deleted visit must never be sent).
     focus: Mapped[str | None] = mapped_column(String(128))
+    # The provider's id for what a sent effect created (Twilio's MessageSid, an e-mail's
+    # Message-ID), so a status callback finds its effect; and the provider's latest news of it.
+    provider_ref: Mapped[str | None] = mapped_column(String(200), index=True)
+    delivery_status: Mapped[str | None] = mapped_column(String(32))
 
 
 class Event(Base):
