@@ -19,7 +19,7 @@ from clinicflow.automations.reminders.policy import (
     due_now,
     plan,
 )
-from clinicflow.automations.reminders.quiet_hours import QuietHours, is_allowed, next_allowed
+from clinicflow.channels.quiet_hours import QuietHours, is_allowed, next_allowed
 from clinicflow.engine.payloads import MessageChannel
 
 NY = ZoneInfo("America/New_York")

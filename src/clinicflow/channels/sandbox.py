@@ -17,8 +17,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from clinicflow.engine.handlers import EffectCall, HandlerEnv, register_effect_handler
-from clinicflow.engine.payloads import MESSAGE_SEND, OutgoingMessage
+from clinicflow.engine.handlers import EffectCall, HandlerEnv
+from clinicflow.engine.payloads import OutgoingMessage
 from clinicflow.engine.states import Delivery
 from clinicflow.security.audit import Actor, auditable, record_access
 from clinicflow.security.phi import PhiCipher
@@ -132,6 +132,3 @@ def list_outbox(
         )
         for row in rows
     ]
-
-
-register_effect_handler(MESSAGE_SEND, SandboxMessageHandler())

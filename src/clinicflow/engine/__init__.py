@@ -16,11 +16,13 @@ from clinicflow.engine.events import (
 )
 from clinicflow.engine.execution import Execution, execute_effect, settle_unknown
 from clinicflow.engine.handlers import (
+    DeferredError,
     EffectCall,
     EffectHandler,
     HandlerEnv,
     HandlerRegistry,
     OutcomeUnknownError,
+    VoidedError,
     default_handlers,
     register_effect_handler,
 )
@@ -29,6 +31,7 @@ from clinicflow.engine.keys import (
     effect_review_key,
     ehr_write_key,
     message_key,
+    reminder_key,
     work_item_key,
 )
 from clinicflow.engine.payloads import (
@@ -36,6 +39,7 @@ from clinicflow.engine.payloads import (
     WORK_ITEM_OPEN,
     MessageChannel,
     OutgoingMessage,
+    ValidWhile,
     WorkItemRequest,
 )
 from clinicflow.engine.queue import DEFAULT_QUEUE_NAME, QueueUnavailableError, TaskQueue, ping
@@ -103,6 +107,7 @@ __all__ = [
     "Automation",
     "AutomationStatus",
     "DailyHookContext",
+    "DeferredError",
     "Delivery",
     "EffectCall",
     "EffectHandler",
@@ -144,6 +149,8 @@ __all__ = [
     "TriggerInfo",
     "TriggerKind",
     "Unit",
+    "ValidWhile",
+    "VoidedError",
     "WorkItemId",
     "WorkItemRequest",
     "WorkItemStatus",
@@ -175,6 +182,7 @@ __all__ = [
     "record_events",
     "register_daily_hook",
     "register_effect_handler",
+    "reminder_key",
     "request_run",
     "resolve_work_item",
     "run_now",

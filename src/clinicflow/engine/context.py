@@ -122,10 +122,19 @@ class EffectRecorder:
     ) -> RecordedEffect:
         """Send a patient an SMS or e-mail (`key` from `keys.message_key`)."""
         message = OutgoingMessage(MessageChannel(channel), to, body, subject, for_ref, focus)
-        summary = f"{message.channel.value} to {for_ref or 'a patient'}"
-        summary += f" about {focus}" if focus else ""
+        return self.send(key, message)
+
+    def send(self, key: str, message: OutgoingMessage) -> RecordedEffect:
+        """Send a message built whole, with the send-time checks it carries (zone, deadline,
+        the visits it is about); `key` from `keys.reminder_key` or `keys.message_key`."""
+        summary = f"{message.channel.value} to {message.for_ref or 'a patient'}"
+        summary += f" about {message.focus}" if message.focus else ""
         return self.record(
-            MESSAGE_SEND, key=key, payload=message.to_payload(), summary=summary, focus=focus
+            MESSAGE_SEND,
+            key=key,
+            payload=message.to_payload(),
+            summary=summary,
+            focus=message.focus,
         )
 
     def open_work_item(

@@ -199,6 +199,59 @@ def mark_for_retry(
     )
 
 
+def defer(
+    session: Session,
+    effect_id: EffectId,
+    *,
+    owner: str,
+    now: datetime,
+    until: datetime,
+    reason: str,
+) -> bool:
+    """Put a held effect back to pending until `until`, giving back the attempt its claim took:
+    waiting for quiet hours to end is not a failure."""
+    mine = and_(
+        Effect.state.in_([EffectState.CLAIMED, EffectState.IN_FLIGHT]),
+        Effect.lease_owner == owner,
+    )
+    return compare_and_set(
+        session,
+        effect_id,
+        mine,
+        state=EffectState.PENDING,
+        not_before=until,
+        lease_owner=None,
+        lease_expires_at=None,
+        enqueued_at=now,
+        attempts=Effect.attempts - 1,
+        error_code="effect.deferred",
+        error_message=reason[:500],
+        updated_at=now,
+    )
+
+
+def mark_voided(
+    session: Session, effect_id: EffectId, *, owner: str, now: datetime, reason: str
+) -> bool:
+    """Void an effect its handler found should no longer happen (it was not sent)."""
+    mine = and_(
+        Effect.state.in_([EffectState.CLAIMED, EffectState.IN_FLIGHT]),
+        Effect.lease_owner == owner,
+    )
+    return compare_and_set(
+        session,
+        effect_id,
+        mine,
+        state=EffectState.VOIDED,
+        error_code="voided",
+        error_message=reason[:500],
+        lease_owner=None,
+        lease_expires_at=None,
+        finished_at=now,
+        updated_at=now,
+    )
+
+
 def mark_failed(
     session: Session,
     effect_id: EffectId,

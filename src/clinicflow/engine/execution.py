@@ -12,13 +12,21 @@ from datetime import datetime, timedelta
 from clinicflow.engine.effects import (
     claim_effect,
     decrypt_payload,
+    defer,
     mark_done,
     mark_failed,
     mark_for_retry,
     mark_in_flight,
     mark_unknown,
+    mark_voided,
 )
-from clinicflow.engine.handlers import EffectCall, EffectHandler, OutcomeUnknownError
+from clinicflow.engine.handlers import (
+    DeferredError,
+    EffectCall,
+    EffectHandler,
+    OutcomeUnknownError,
+    VoidedError,
+)
 from clinicflow.engine.review import open_effect_review
 from clinicflow.engine.rules import Resolution, may_retry, resolve_ambiguous, retry_delay_s
 from clinicflow.engine.runtime import EngineRuntime, lease_token
@@ -103,6 +111,25 @@ def _call_and_finish(
             return Execution(call.effect_id, None)
         session.commit()
         return Execution(call.effect_id, EffectState.DONE)
+    except DeferredError as exc:
+        session.rollback()
+        with rt.db.transaction() as tx:
+            defer(
+                tx,
+                call.effect_id,
+                owner=owner,
+                now=rt.clock.now(),
+                until=exc.until,
+                reason=exc.message,
+            )
+        logger.info("effect deferred", extra={**extra, "until": exc.until.isoformat()})
+        return Execution(call.effect_id, EffectState.PENDING, exc.until)
+    except VoidedError as exc:
+        session.rollback()
+        with rt.db.transaction() as tx:
+            mark_voided(tx, call.effect_id, owner=owner, now=rt.clock.now(), reason=exc.message)
+        logger.info("effect voided by its handler", extra={**extra, "why": exc.message})
+        return Execution(call.effect_id, EffectState.VOIDED)
     except OutcomeUnknownError:
         session.rollback()
         logger.warning("effect outcome unknown", extra=extra)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -25,7 +26,7 @@ from clinicflow.store import Database
 # (a channel implements the engine's protocol), so the engine must not import them directly.
 BUILTIN_HANDLER_MODULES = (
     "clinicflow.engine.builtin",
-    "clinicflow.channels.sandbox",
+    "clinicflow.channels.delivery",
     "clinicflow.ehr.writeback",
 )
 
@@ -60,6 +61,25 @@ class OutcomeUnknownError(EngineError):
     code = "effect.outcome_unknown"
 
 
+class DeferredError(EngineError):
+    """Raised by a handler before its call when the effect may not happen yet (quiet hours, a
+    practice-wide pause): it waits until `until` and no attempt is spent."""
+
+    code = "effect.deferred"
+
+    def __init__(self, message: str, *, until: datetime) -> None:
+        super().__init__(message)
+        self.until = until
+
+
+class VoidedError(EngineError):
+    """Raised by a handler before its call when the effect must no longer happen (the visit it
+    reminds of moved, the patient opted out, it is too late to help): it is voided, not failed,
+    so nobody is asked to look at it."""
+
+    code = "effect.voided"
+
+
 class EffectHandler(Protocol):
     """Carries out one kind of effect.
 
@@ -69,6 +89,7 @@ class EffectHandler(Protocol):
     `execute` returns a small JSON-able result without PHI (e.g. a provider's message id). It raises
     `ClinicflowError` (with `retryable`) only when the effect surely did not happen, and
     `OutcomeUnknownError` when it cannot tell; any other exception is treated like the latter.
+    Before its call it may raise `DeferredError` (not yet) or `VoidedError` (never).
     Its run time must stay well under the effect lease (`Settings.effect_lease_s`).
     """
 

@@ -10,6 +10,7 @@ parts, so a shortened key never equals a short one).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 MAX_KEY_LENGTH = 300
@@ -33,6 +34,17 @@ def compose_key(kind: str, *parts: str) -> str:
 def message_key(automation: str, focus: str, touchpoint: str) -> str:
     """A message about `focus` (e.g. "Appointment/9") for one touchpoint ("48h", "2h", "reply")."""
     return compose_key("message", automation, focus, touchpoint)
+
+
+def reminder_key(appointment_ids: Sequence[str], touchpoint: str, start: datetime) -> str:
+    """One touchpoint of the visits one message lists, e.g.
+    `reminder:Appointment/9:sms-2d@2026-12-01T14:00Z`.
+
+    The visit's start is part of the touchpoint: a rescheduled visit is reminded afresh, while its
+    voided reminder for the old time keeps its own key.
+    """
+    visits = "+".join(sorted(appointment_ids))
+    return compose_key("reminder", visits, f"{touchpoint}@{start.astimezone(UTC):%Y-%m-%dT%H:%MZ}")
 
 
 def work_item_key(automation: str, reason: str, focus: str) -> str:

@@ -34,8 +34,24 @@ def _optional(payload: Mapping[str, object], name: str) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class ValidWhile:
+    """A message is about a visit at a time: if the visit moved or ended, it must not go out."""
+
+    ref: str  # "Appointment/9"
+    start_at: datetime
+
+    def to_payload(self) -> dict[str, str]:
+        """Plain JSON."""
+        return {"ref": self.ref, "start_at": self.start_at.isoformat()}
+
+
+@dataclass(frozen=True, slots=True)
 class OutgoingMessage:
-    """A message to one patient: the payload of `message.send`."""
+    """A message to one patient: the payload of `message.send`.
+
+    What the channel checks again at send time rides along: the recipient's time zone (quiet
+    hours), the last moment the message still helps (`not_after`), and the visits it is about.
+    """
 
     channel: MessageChannel
     to: str
@@ -43,6 +59,11 @@ class OutgoingMessage:
     subject: str | None = None
     for_ref: str | None = None
     focus: str | None = None
+    html: str | None = None
+    unsubscribe_url: str | None = None
+    zone: str | None = None  # IANA zone of the recipient; None: the practice's
+    not_after: datetime | None = None
+    valid_while: tuple[ValidWhile, ...] = ()
 
     def to_payload(self) -> dict[str, object]:
         """The JSON stored (encrypted) with the effect."""
@@ -53,6 +74,11 @@ class OutgoingMessage:
             "subject": self.subject,
             "for_ref": self.for_ref,
             "focus": self.focus,
+            "html": self.html,
+            "unsubscribe_url": self.unsubscribe_url,
+            "zone": self.zone,
+            "not_after": self.not_after.isoformat() if self.not_after else None,
+            "valid_while": [v.to_payload() for v in self.valid_while],
         }
 
     @classmethod
@@ -68,7 +94,28 @@ class OutgoingMessage:
             subject=_optional(payload, "subject"),
             for_ref=_optional(payload, "for_ref"),
             focus=_optional(payload, "focus"),
+            html=_optional(payload, "html"),
+            unsubscribe_url=_optional(payload, "unsubscribe_url"),
+            zone=_optional(payload, "zone"),
+            not_after=_instant(payload, "not_after"),
+            valid_while=_valid_while(payload),
         )
+
+
+def _instant(payload: Mapping[str, object], name: str) -> datetime | None:
+    text = _optional(payload, name)
+    return datetime.fromisoformat(text) if text else None
+
+
+def _valid_while(payload: Mapping[str, object]) -> tuple[ValidWhile, ...]:
+    items = payload.get("valid_while") or []
+    if not isinstance(items, list):
+        raise InputError("`valid_while` is not a list", where=f"{MESSAGE_SEND} payload")
+    return tuple(
+        ValidWhile(str(item["ref"]), datetime.fromisoformat(str(item["start_at"])))
+        for item in items
+        if isinstance(item, dict)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from clinicflow.automations.reminders.quiet_hours import QuietHours, next_allowed
+from clinicflow.channels.quiet_hours import QuietHours, next_allowed
 from clinicflow.engine.payloads import MessageChannel
 
 # No reminder this close to the visit: the patient is on the way, or it is too late to help.
