@@ -15,6 +15,7 @@ from clinicflow.logs import request_id_var
 from clinicflow.settings import Settings
 from clinicflow.store import Database
 from clinicflow.web import health, jwks, pages
+from clinicflow.web.patient_pages import router as patient_pages_router
 from clinicflow.web.state import AppState
 
 # No inline script or style anywhere: the pages load /static files only.
@@ -64,5 +65,6 @@ def create_app(
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(jwks.router)
+    app.include_router(patient_pages_router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app
