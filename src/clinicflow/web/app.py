@@ -14,7 +14,7 @@ from clinicflow.clock import Clock, SystemClock
 from clinicflow.logs import request_id_var
 from clinicflow.settings import Settings
 from clinicflow.store import Database
-from clinicflow.web import health, jwks, pages
+from clinicflow.web import health, jwks, pages, twilio_webhooks
 from clinicflow.web.patient_pages import router as patient_pages_router
 from clinicflow.web.state import AppState
 
@@ -66,5 +66,6 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(jwks.router)
     app.include_router(patient_pages_router)
+    app.include_router(twilio_webhooks.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app
