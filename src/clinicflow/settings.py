@@ -41,6 +41,17 @@ class Settings(BaseSettings):
         None, description="Redis for the job queue; unset: huey on SQLite"
     )
     timezone: str = Field("America/New_York", description="The practice's IANA time zone")
+    practice_name: str = Field(
+        "Your care team", description="How messages to patients name the practice"
+    )
+    practice_phone: str | None = Field(
+        None, description="The number patients call, printed in messages and patient pages"
+    )
+    unit_minutes: dict[str, float] = Field(
+        default_factory=dict,
+        description="Minutes one unit of work saves, overriding an automation's estimate; keys "
+        "are 'automation.unit', e.g. {'appointment-reminders.confirmation_received': 3}",
+    )
     public_url: str = Field(
         "http://127.0.0.1:8000", description="Base URL patients and webhooks use"
     )

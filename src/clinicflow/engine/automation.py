@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -107,6 +107,13 @@ class Automation:
         declared = ", ".join(u.name for u in self.units) or "none"
         raise KeyError(f"{self.name} declares no unit {name!r} (declared: {declared})")
 
-    def minutes_saved(self, units: dict[str, int]) -> float:
-        """Minutes saved by a run that counted `units`."""
-        return sum(self.unit(name).minutes_saved * n for name, n in units.items())
+    def minutes_saved(
+        self, units: Mapping[str, int], overrides: Mapping[str, float] | None = None
+    ) -> float:
+        """Minutes saved by a run that counted `units`; `overrides` (Settings.unit_minutes,
+        keyed `automation.unit`) replace the declared estimate with the practice's own."""
+        overrides = overrides or {}
+        return sum(
+            overrides.get(f"{self.name}.{name}", self.unit(name).minutes_saved) * n
+            for name, n in units.items()
+        )

@@ -195,7 +195,11 @@ def run_outcome(rt: EngineRuntime, run_id: RunId) -> RunOutcome:
         run = get_run(session, run_id)
         counts = effect_counts(session, run_id)
     automation = rt.registry.find(run.automation)
-    minutes = automation.minutes_saved(run.units) if automation is not None else 0.0
+    minutes = (
+        automation.minutes_saved(run.units, rt.settings.unit_minutes)
+        if automation is not None
+        else 0.0
+    )
     return RunOutcome(
         run_id=run.id,
         automation=run.automation,

@@ -1,0 +1,173 @@
+"""What reminders read from the replica: upcoming visits, patients' contacts, names of places.
+
+Names, phone numbers and addresses come from the encrypted resource bodies; the typed tables give
+times, statuses, time zones and languages. Reading them is a PHI read the caller audits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from clinicflow.automations.reminders.policy import Visit
+from clinicflow.security.phi import PhiCipher
+from clinicflow.store.replica import Appointment, FhirResource, Patient, PractitionerRole
+from clinicflow.store.schedule_queries import display_name
+
+CHUNK = 500
+UPCOMING = ("booked", "pending")
+
+
+@dataclass(frozen=True, slots=True)
+class Upcoming:
+    """A visit that may need a reminder, with who it is for and with whom."""
+
+    visit: Visit
+    patient_id: str
+    practitioner_id: str | None
+    location_id: str | None
+    patient_zone: str | None
+    language: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """How to reach a patient: first name, a mobile number, an e-mail, ranked preference."""
+
+    patient_id: str
+    first_name: str | None
+    mobile: str | None
+    email: str | None
+    prefers: str | None  # sms | email | phone, from telecom rank
+
+
+def upcoming_visits(
+    session: Session, start_after: datetime, start_before: datetime
+) -> list[Upcoming]:
+    """Booked or pending visits starting in (start_after, start_before], of living, active,
+    unmerged patients."""
+    specialty = (
+        select(PractitionerRole.specialty_code)
+        .where(PractitionerRole.practitioner_id == Appointment.practitioner_id)
+        .order_by(PractitionerRole.fhir_id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            Appointment.fhir_id,
+            Appointment.start_at,
+            Appointment.booked_at,
+            Appointment.appointment_type,
+            Appointment.patient_id,
+            Appointment.practitioner_id,
+            Appointment.location_id,
+            Patient.time_zone,
+            Patient.language,
+            specialty,
+        )
+        .join(Patient, Patient.fhir_id == Appointment.patient_id)
+        .where(
+            Appointment.status.in_(UPCOMING),
+            Appointment.start_at > start_after,
+            Appointment.start_at <= start_before,
+            Patient.deceased.is_(False),
+            Patient.active.is_(True),
+            Patient.replaced_by.is_(None),
+        )
+        .order_by(Appointment.start_at, Appointment.fhir_id)
+    )
+    return [
+        Upcoming(
+            visit=Visit(row[0], row[1], row[2], row[9], row[3]),
+            patient_id=row[4],
+            practitioner_id=row[5],
+            location_id=row[6],
+            patient_zone=row[7],
+            language=row[8],
+        )
+        for row in session.execute(query)
+    ]
+
+
+def _bodies(
+    session: Session, cipher: PhiCipher, resource_type: str, ids: Iterable[str]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), CHUNK):
+        rows = session.execute(
+            select(FhirResource.fhir_id, FhirResource.body).where(
+                FhirResource.resource_type == resource_type,
+                FhirResource.fhir_id.in_(wanted[start : start + CHUNK]),
+            )
+        )
+        for fhir_id, body in rows:
+            yield fhir_id, json.loads(cipher.decrypt(body, f"{resource_type}/{fhir_id}".encode()))
+
+
+def contacts(session: Session, cipher: PhiCipher, patient_ids: Iterable[str]) -> dict[str, Contact]:
+    """Each patient's contact details, read from the stored Patient resources."""
+    return {
+        pid: contact_of(pid, body) for pid, body in _bodies(session, cipher, "Patient", patient_ids)
+    }
+
+
+def contact_of(patient_id: str, patient: dict[str, Any]) -> Contact:
+    """A patient's contact details (pure): the best-ranked mobile and e-mail in `telecom`."""
+    telecoms = [t for t in patient.get("telecom") or () if isinstance(t, dict) and t.get("value")]
+    telecoms = [t for t in telecoms if (t.get("period") or {}).get("end") is None]
+    ranked = sorted(telecoms, key=lambda t: int(t.get("rank") or 1_000_000))
+    mobile = next(
+        (
+            str(t["value"])
+            for t in ranked
+            if t.get("system") == "sms" or (t.get("system") == "phone" and t.get("use") == "mobile")
+        ),
+        None,
+    )
+    email = next((str(t["value"]) for t in ranked if t.get("system") == "email"), None)
+    prefers = None
+    if ranked:
+        first = ranked[0]
+        prefers = (
+            "email"
+            if first.get("system") == "email"
+            else "sms"
+            if (first.get("system") == "sms" or first.get("use") == "mobile")
+            else "phone"
+        )
+    return Contact(patient_id, _first_name(patient), mobile, email, prefers)
+
+
+def _first_name(patient: dict[str, Any]) -> str | None:
+    names = [n for n in patient.get("name") or () if isinstance(n, dict)]
+    official = [n for n in names if n.get("use") in ("usual", "official")] or names
+    for name in official:
+        given = name.get("given") or []
+        if given:
+            return str(given[0])
+    return None
+
+
+def place_names(session: Session, cipher: PhiCipher, ids: Sequence[str]) -> dict[str, str]:
+    """Location names with their first address line ("Main St Clinic, 12 Main St")."""
+    names: dict[str, str] = {}
+    for fhir_id, body in _bodies(session, cipher, "Location", ids):
+        line = ((body.get("address") or {}).get("line") or [None])[0]
+        parts = [str(p) for p in (body.get("name"), line) if p]
+        names[fhir_id] = ", ".join(parts) or f"Location/{fhir_id}"
+    return names
+
+
+def person_names(session: Session, cipher: PhiCipher, ids: Sequence[str]) -> dict[str, str]:
+    """Practitioners' display names ("Dr. Ana Ortiz")."""
+    return {
+        fhir_id: display_name(body) or f"Practitioner/{fhir_id}"
+        for fhir_id, body in _bodies(session, cipher, "Practitioner", ids)
+    }
