@@ -26,6 +26,7 @@ from clinicflow.cli import (
     ehr,
     engine,
     phi,
+    reminders,
     serve,
     status,
     sync,
@@ -54,6 +55,7 @@ app.command("restore")(backup.restore)
 app.add_typer(engine.automations_app, name="automations")
 app.add_typer(engine.outbox_app, name="outbox")
 app.add_typer(workitems.app, name="work-items")
+app.add_typer(reminders.app, name="reminders")
 app.command("run")(engine.run)
 app.command("worker")(engine.worker)
 app.command("serve")(serve.serve)
