@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 from tests.automations.reminder_practice import CLINIC, DOCTOR, Practice, patient, visit
 
 from clinicflow.automations.reminders import AUTOMATION as REMINDERS
+from clinicflow.automations.reminders.stats import confirmation_rates
 from clinicflow.automations.replies import AUTOMATION as REPLIES
 from clinicflow.channels.consent import ConsentSource, record_consent
 from clinicflow.channels.inbound import store_inbound
@@ -249,3 +251,26 @@ def test_free_text_goes_to_the_front_desk_and_to_triage_never_answered_by_a_gues
     assert "message.received" in types
     assert status == "booked"
     assert len(practice.outbox()) == 1  # nothing was sent back
+
+
+def test_the_confirmation_rate_counts_reminded_visits_per_day_and_provider(
+    practice: Practice,
+) -> None:
+    practice.sync(
+        patient("p1", "Maria", mobile=MOBILE),
+        patient("p2", "Lucas", mobile="+15551230002"),
+        visit("a1", "p1", IN_TWO_DAYS, booked=BOOKED),
+        visit("a2", "p2", IN_TWO_DAYS, booked=BOOKED),
+    )
+    practice.remind()
+    _reply(practice, "YES", "SM4")
+    with practice.rt.db.transaction() as session:
+        rates = confirmation_rates(
+            session, practice.cipher, zone=ZoneInfo("America/New_York"), now=practice.clock.now()
+        )
+    assert [r.to_json() for r in rates.by_day] == [
+        {"label": "2026-11-25", "reminded": 2, "confirmed": 1, "rate": 0.5}
+    ]
+    assert [(r.label, r.reminded, r.confirmed) for r in rates.by_provider] == [
+        ("Dr. Ana Ruiz", 2, 1)
+    ]

@@ -18,7 +18,16 @@ SAMPLE_RESOURCES = sum(
     for path in SAMPLE.glob("*.000.ndjson")  # log.ndjson is the export's log, not resources
 )
 # The issue-3 shape, plus what the replica is current as of per EHR (issue 4).
-SUMMARY_KEYS = {"resources", "events", "work_items", "effects", "runs", "ehr_sync", "jobs"}
+SUMMARY_KEYS = {
+    "resources",
+    "events",
+    "work_items",
+    "effects",
+    "runs",
+    "ehr_sync",
+    "jobs",
+    "reminders",
+}
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from clinicflow.cli import (
     demo,
     ehr,
     engine,
+    messages,
     phi,
     reminders,
     serve,
@@ -56,6 +57,7 @@ app.add_typer(engine.automations_app, name="automations")
 app.add_typer(engine.outbox_app, name="outbox")
 app.add_typer(workitems.app, name="work-items")
 app.add_typer(reminders.app, name="reminders")
+app.add_typer(messages.app, name="messages")
 app.command("run")(engine.run)
 app.command("worker")(engine.worker)
 app.command("serve")(serve.serve)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
 
+from clinicflow.automations.reminders.stats import confirmation_rates
 from clinicflow.cli.runtime import Runtime
 from clinicflow.ehr.writeback import count_local_changes
 from clinicflow.engine.periodic import job_states
@@ -22,6 +24,9 @@ def status(
         summary = summarize(session)
         summary["ehr_sync"] = ehr_sync_state(session, rt.clock.now())
         summary["jobs"] = job_states(session)
+        zone = ZoneInfo(rt.settings.timezone)
+        rates = confirmation_rates(session, rt.cipher, zone=zone, now=rt.clock.now())
+        summary["reminders"] = rates.to_json()
         local_changes = count_local_changes(session)
     if json_output:
         rt.out(summary)
@@ -53,6 +58,14 @@ def status(
         if job["last_error"]:
             line += f"; last attempt ({job['last_started_at']}) failed: {job['last_error']}"
         rt.console.print(line, markup=False, highlight=False)
+    for title, rows in (("day", rates.by_day), ("provider", rates.by_provider)):
+        for rate in rows:
+            rt.console.print(
+                f"reminders confirmed by {title} · {rate.label}: "
+                f"{rate.confirmed} of {rate.reminded} ({rate.confirmed / rate.reminded:.0%})",
+                markup=False,
+                highlight=False,
+            )
     if local_changes:
         rt.console.print(
             f"{local_changes} change(s) made by automations are kept locally (no EHR connected)."
