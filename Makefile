@@ -33,6 +33,7 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/sync.py
 	$(BIN)/python bench/fhir_sync.py
+	$(BIN)/python bench/reminders.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
