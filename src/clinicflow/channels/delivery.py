@@ -10,26 +10,30 @@ Checked at send time, not only when the message was planned, because time passes
 Then SMS goes through Twilio when it is configured, e-mail through SMTP, and otherwise both to the
 sandbox outbox. After a crash mid-send, `reconcile` asks Twilio whether the text exists; SMTP
 cannot be asked, so an e-mail whose fate is unclear goes to a person and is never resent blindly.
+A batch (`execute_many`) is checked with a few queries in all (`check_many`) and its sandbox
+messages written in one transaction; Twilio and SMTP messages still go one at a time.
 """
 
 from __future__ import annotations
 
 import html
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from clinicflow.channels.consent import is_opted_out
+from clinicflow.channels.consent import opted_out_among
 from clinicflow.channels.pause import PAUSE_RECHECK, messages_pause
 from clinicflow.channels.quiet_hours import QuietHours, next_allowed
 from clinicflow.channels.sandbox import SandboxMessageHandler
 from clinicflow.channels.smtp_email import SmtpEmail
 from clinicflow.channels.twilio_sms import SmsError, TwilioSms
 from clinicflow.engine.handlers import (
+    CALL_EXECUTE,
+    BatchOutcome,
     DeferredError,
     EffectCall,
     HandlerEnv,
@@ -55,36 +59,121 @@ def contact_digest(cipher: PhiCipher, channel: MessageChannel, to: str) -> str:
     return cipher.blind_index(_KIND_OF[channel], to)
 
 
+# A send-time verdict: None (send now), DeferredError (not yet) or VoidedError (never).
+Verdict = DeferredError | VoidedError | None
+_VISIT_CHUNK = 500  # appointment ids per IN list, well below both databases' parameter limits
+# What a malformed payload (fields, instants) or a zone name ZoneInfo cannot load raises.
+_LOAD_ERRORS = (ClinicflowError, LookupError, ValueError, OSError)
+
+
 def check_may_send(
     session: Session, message: OutgoingMessage, env: HandlerEnv, now: datetime
 ) -> None:
     """Raise DeferredError (not yet) or VoidedError (never) when the message must not go now."""
+    verdict = check_many(session, [message], env, now)[0]
+    if verdict is not None:
+        raise verdict
+
+
+def check_many(
+    session: Session, messages: Sequence[OutgoingMessage], env: HandlerEnv, now: datetime
+) -> list[Verdict]:
+    """The send-time verdict of each message, in order, in a few queries for the whole batch.
+
+    Per message the checks run in this order, and the first that holds it decides: the pause,
+    `not_after`, each visit in turn (gone or ended, then moved), the opt-out, quiet hours.
+    """
     pause = messages_pause(session)
     if pause is not None:
-        raise DeferredError(
-            f"Patient messages are paused (by {pause.by}): held until they resume.",
-            until=now + PAUSE_RECHECK,
-        )
-    if message.not_after is not None and now > message.not_after:
-        raise VoidedError("Too late to help: its time passed while it waited.")
-    for visit in message.valid_while:
-        row = session.get(Appointment, visit.ref.partition("/")[2])
-        if row is None or row.status not in _UPCOMING:
-            status = "removed" if row is None else row.status
-            raise VoidedError(f"{visit.ref} is {status}: the reminder no longer applies.")
-        if row.start_at != visit.start_at:
-            raise VoidedError(f"{visit.ref} moved: the reminder for the old time is dropped.")
-    digest = contact_digest(env.cipher, message.channel, message.to)
-    if is_opted_out(session, message.channel, digest):
-        what = "texts" if message.channel is MessageChannel.SMS else "e-mail"
-        raise VoidedError(f"The patient opted out of {what}.")
-    if message.channel is MessageChannel.SMS:
-        zone = ZoneInfo(message.zone or env.settings.timezone)
-        opens = next_allowed(now, QuietHours(), zone)
-        if opens != now:
-            raise DeferredError(
-                "Quiet hours where the patient lives: held until 8:00.", until=opens
+        return [
+            DeferredError(
+                f"Patient messages are paused (by {pause.by}): held until they resume.",
+                until=now + PAUSE_RECHECK,
             )
+            for _ in messages
+        ]
+    visits = _visits(session, [v.ref for m in messages for v in m.valid_while])
+    verdicts: list[Verdict] = [_too_late_or_stale(m, visits, now) for m in messages]
+    digests = {
+        n: contact_digest(env.cipher, m.channel, m.to)
+        for n, m in enumerate(messages)
+        if verdicts[n] is None
+    }
+    opted_out = {
+        channel: opted_out_among(
+            session, channel, [d for n, d in digests.items() if messages[n].channel is channel]
+        )
+        for channel in {messages[n].channel for n in digests}
+    }
+    zones: dict[str, ZoneInfo] = {}
+    for n, digest in digests.items():
+        message = messages[n]
+        if digest in opted_out[message.channel]:
+            what = "texts" if message.channel is MessageChannel.SMS else "e-mail"
+            verdicts[n] = VoidedError(f"The patient opted out of {what}.")
+        elif message.channel is MessageChannel.SMS:
+            name = message.zone or env.settings.timezone
+            zone = zones.get(name)
+            if zone is None:
+                zone = zones[name] = ZoneInfo(name)
+            opens = next_allowed(now, QuietHours(), zone)
+            if opens != now:
+                verdicts[n] = DeferredError(
+                    "Quiet hours where the patient lives: held until 8:00.", until=opens
+                )
+    return verdicts
+
+
+def _visits(session: Session, refs: Sequence[str]) -> dict[str, tuple[str, datetime | None]]:
+    """Status and start of each listed visit that still exists, by fhir id."""
+    ids = sorted({ref.partition("/")[2] for ref in refs})
+    found: dict[str, tuple[str, datetime | None]] = {}
+    for start in range(0, len(ids), _VISIT_CHUNK):
+        rows = session.execute(
+            select(Appointment.fhir_id, Appointment.status, Appointment.start_at).where(
+                Appointment.fhir_id.in_(ids[start : start + _VISIT_CHUNK])
+            )
+        )
+        found.update((row.fhir_id, (row.status, row.start_at)) for row in rows)
+    return found
+
+
+def _too_late_or_stale(
+    message: OutgoingMessage, visits: Mapping[str, tuple[str, datetime | None]], now: datetime
+) -> VoidedError | None:
+    """Void a message past its deadline, or about a visit that is gone, ended or moved."""
+    if message.not_after is not None and now > message.not_after:
+        return VoidedError("Too late to help: its time passed while it waited.")
+    for visit in message.valid_while:
+        row = visits.get(visit.ref.partition("/")[2])
+        if row is None or row[0] not in _UPCOMING:
+            status = "removed" if row is None else row[0]
+            return VoidedError(f"{visit.ref} is {status}: the reminder no longer applies.")
+        if row[1] != visit.start_at:
+            return VoidedError(f"{visit.ref} moved: the reminder for the old time is dropped.")
+    return None
+
+
+def is_sandboxed(message: OutgoingMessage, settings: Settings) -> bool:
+    """True when no provider is configured for the message's channel: it goes to the outbox."""
+    if message.channel is MessageChannel.SMS:
+        return not settings.twilio_account_sid
+    return not settings.smtp_host
+
+
+def _for_the_batch(call: EffectCall, settings: Settings) -> OutgoingMessage | None:
+    """The message when it can go out in a sandbox batch; None leaves it to `execute`, alone.
+
+    A payload or time zone that does not load is left to `execute` too, so that it fails (or is
+    voided by an earlier check) exactly as it would on its own.
+    """
+    try:
+        message = OutgoingMessage.from_payload(call.payload)
+        if message.channel is MessageChannel.SMS:
+            ZoneInfo(message.zone or settings.timezone)
+    except _LOAD_ERRORS:
+        return None
+    return message if is_sandboxed(message, settings) else None
 
 
 class MessageRouter:
@@ -105,11 +194,41 @@ class MessageRouter:
         # its first statement, and the sandbox writes the outbox in a transaction of its own.
         with env.db.transaction() as session:
             check_may_send(session, message, env, env.clock.now())
-        if message.channel is MessageChannel.SMS and env.settings.twilio_account_sid:
+        if is_sandboxed(message, env.settings):
+            return self.sandbox.execute(call, env)
+        if message.channel is MessageChannel.SMS:
             return self._send_sms(call, env, message)
-        if message.channel is MessageChannel.EMAIL and env.settings.smtp_host:
-            return self._send_email(call, env, message)
-        return self.sandbox.execute(call, env)
+        return self._send_email(call, env, message)
+
+    def execute_many(self, calls: Sequence[EffectCall], env: HandlerEnv) -> list[BatchOutcome]:
+        """Check a batch in one transaction, then deliver what goes to the sandbox in one go.
+
+        Messages for Twilio or SMTP are left to `execute` (CALL_EXECUTE), one at a time, rather
+        than sent here: `_sent` keeps the provider's id and audits the send in the transaction
+        that marks the effect done, which a batch handler may not write to, and a provider paced
+        at a text a second needs the engine's lease check between sends, as `execute` gets it.
+        So they keep exactly today's path and guarantees, and only the outbox is batched.
+        """
+        outcomes: list[BatchOutcome] = [CALL_EXECUTE] * len(calls)
+        batch = [
+            (n, call, m)
+            for n, call in enumerate(calls)
+            if (m := _for_the_batch(call, env.settings)) is not None
+        ]
+        if not batch:
+            return outcomes
+        with env.db.transaction() as session:
+            verdicts = check_many(session, [m for _, _, m in batch], env, env.clock.now())
+        cleared: list[tuple[int, EffectCall, OutgoingMessage]] = []
+        for item, verdict in zip(batch, verdicts, strict=True):
+            if verdict is None:
+                cleared.append(item)
+            else:
+                outcomes[item[0]] = verdict
+        delivered = self.sandbox.deliver_many([(call, m) for _, call, m in cleared], env)
+        for (n, _, _), result in zip(cleared, delivered, strict=True):
+            outcomes[n] = result
+        return outcomes
 
     def reconcile(self, call: EffectCall, env: HandlerEnv) -> Delivery:
         """After a crash mid-send: did the patient get it?"""

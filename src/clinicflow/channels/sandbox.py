@@ -2,19 +2,21 @@
 
 It stands in for Twilio and SMTP in the demo and in tests, and behaves like them where it counts:
 delivery happens in its own transaction (as a provider's would, outside ours), and `reconcile`
-answers from the outbox whether an effect key was delivered. The outbox does not make the key
-unique, so a double send would show as two rows.
+answers from the outbox whether an effect key was delivered. A batch (`deliver_many`) is one
+transaction, so after a crash its messages are all in the outbox or none are. The outbox does not
+make the key unique, so a double send would show as two rows.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from clinicflow.engine.handlers import EffectCall, HandlerEnv
@@ -23,6 +25,10 @@ from clinicflow.engine.states import Delivery
 from clinicflow.security.audit import Actor, auditable, record_access
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store.engine import SandboxMessage, sandbox_message_aad
+
+# Core executemany: one statement for a whole batch, no ORM objects to build and flush.
+_OUTBOX: Table = SandboxMessage.__table__  # type: ignore[assignment]  # a Table, not a FromClause
+_INSERT_OUTBOX = insert(_OUTBOX)
 
 
 class SandboxMessageHandler:
@@ -36,44 +42,58 @@ class SandboxMessageHandler:
 
     def execute(self, call: EffectCall, env: HandlerEnv) -> Mapping[str, object]:
         """Write the message to the outbox and commit, as a provider accepting it would."""
-        message = OutgoingMessage.from_payload(call.payload)
+        return self.deliver_many([(call, OutgoingMessage.from_payload(call.payload))], env)[0]
+
+    def deliver_many(
+        self, deliveries: Sequence[tuple[EffectCall, OutgoingMessage]], env: HandlerEnv
+    ) -> list[dict[str, object]]:
+        """Write these messages to the outbox in one transaction, audited in one row per
+        automation that names every patient; `{"outbox_uid": ...}` per message, in order."""
         if self.delay_s > 0:
-            time.sleep(self.delay_s)
-        uid = uuid.uuid4().hex
-        cipher = env.cipher
+            time.sleep(self.delay_s * len(deliveries))
+        now = env.clock.now()
+        rows = [_outbox_row(env.cipher, call, message, now) for call, message in deliveries]
+        by_automation: dict[str, list[OutgoingMessage]] = {}
+        for call, message in deliveries:
+            by_automation.setdefault(call.automation, []).append(message)
         with env.db.transaction() as session:
-            session.add(
-                SandboxMessage(
-                    uid=uid,
-                    effect_key=call.key,
-                    channel=message.channel.value,
-                    for_ref=message.for_ref,
-                    recipient_enc=cipher.encrypt(
-                        message.to.encode(), sandbox_message_aad(uid, "to")
-                    ),
-                    subject_enc=cipher.encrypt_text(
-                        message.subject, sandbox_message_aad(uid, "subject")
-                    ),
-                    body_enc=cipher.encrypt(
-                        message.body.encode(), sandbox_message_aad(uid, "body")
-                    ),
-                    sent_at=env.clock.now(),
+            if rows:
+                session.execute(_INSERT_OUTBOX, rows)
+            for automation, messages in by_automation.items():
+                record_access(
+                    session,
+                    Actor.automation(automation),
+                    "send",
+                    auditable(m.for_ref for m in messages),
+                    at=now,
+                    detail={
+                        "messages": len(messages),
+                        "channels": dict(Counter(m.channel.value for m in messages)),
+                    },
                 )
-            )
-            record_access(
-                session,
-                Actor.automation(call.automation),
-                "send",
-                auditable([message.for_ref]),
-                at=env.clock.now(),
-                detail={"channel": message.channel.value, "outbox_uid": uid},
-            )
-        return {"outbox_uid": uid}
+        return [{"outbox_uid": row["uid"]} for row in rows]
 
     def reconcile(self, call: EffectCall, env: HandlerEnv) -> Delivery:
         """Delivered if the outbox holds a message for this key, else provably not."""
         found = deliveries_of(env.session, call.key)
         return Delivery.DELIVERED if found else Delivery.NOT_DELIVERED
+
+
+def _outbox_row(
+    cipher: PhiCipher, call: EffectCall, message: OutgoingMessage, now: datetime
+) -> dict[str, object]:
+    """One outbox row, each part encrypted under its own message's uid."""
+    uid = uuid.uuid4().hex
+    return {
+        "uid": uid,
+        "effect_key": call.key,
+        "channel": message.channel.value,
+        "for_ref": message.for_ref,
+        "recipient_enc": cipher.encrypt(message.to.encode(), sandbox_message_aad(uid, "to")),
+        "subject_enc": cipher.encrypt_text(message.subject, sandbox_message_aad(uid, "subject")),
+        "body_enc": cipher.encrypt(message.body.encode(), sandbox_message_aad(uid, "body")),
+        "sent_at": now,
+    }
 
 
 @dataclass(frozen=True, slots=True)

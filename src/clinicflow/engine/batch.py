@@ -9,23 +9,29 @@ promises, a step at a time for up to `EnginePolicy.batch_size` effects:
    here is safe: the reconciler returns expired claims to pending (nothing was sent).
 2. In flight: one `UPDATE ... WHERE state = 'claimed' AND lease_owner = <ours> RETURNING id`;
    commit. An effect voided in between is not returned and is not sent.
-3. Handlers are called one by one, each with a fresh session, as in `execute_effect`. A handler
-   that wrote through `env.session` has its done marked in that session (its writes commit
-   exactly when the effect becomes done, as before). The others wrote nothing of ours to commit,
-   so their done marks wait and are written together at the end, in one transaction. A crash
-   before that leaves them in flight: the reconciler asks each handler whether it arrived
+3. A handler that offers `execute_many` (see `BatchEffectHandler`) gets its effects in chunks of
+   `MANY_CHUNK`, one call each; it may hand single effects back to be carried out by `execute`.
+   Other handlers are called one by one, each with a fresh session, as in `execute_effect`. A
+   handler that wrote through `env.session` has its done marked in that session (its writes
+   commit exactly when the effect becomes done, as before). The others wrote nothing of ours to
+   commit, so their done marks wait and are written together at the end, in one transaction. A
+   crash before that leaves them in flight: the reconciler asks each handler whether it arrived
    (the sandbox and Twilio can tell), so nothing is sent twice and nothing is lost.
-Failures (deferred, voided, retryable, failed, outcome unknown) are settled one effect at a
-time, exactly as `execute_effect` settles them.
+Failures (deferred, voided, retryable, failed, outcome unknown) are settled per effect, exactly
+as `execute_effect` settles them, by one function for single calls and chunks alike (`_settle`);
+deferrals and voids of one chunk share a transaction. When `execute_many` itself raises, nobody
+knows which of its effects went out, so each is marked unknown and its handler asked `reconcile`.
 
 Every effect in flight shares one lease, so a slow provider (a long code sends 1 text/s) must not
-outlive it: once half the lease has passed, the effects not yet handed to their handler are given
-back to pending, attempt returned, for the next batch. Nothing was sent for them, so this is safe.
+outlive it: once half the lease has passed (checked before each call or chunk), the effects not
+yet handed to their handler are given back to pending, attempt returned, for the next batch.
+Nothing was sent for them, so this is safe.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,18 +48,25 @@ from clinicflow.engine.execution import (
     settle_unknown,
 )
 from clinicflow.engine.handlers import (
+    CALL_EXECUTE,
+    BatchEffectHandler,
+    Batching,
     DeferredError,
     EffectCall,
     EffectHandler,
     OutcomeUnknownError,
     VoidedError,
+    can_execute_many,
 )
 from clinicflow.engine.runtime import EngineRuntime, lease_token
 from clinicflow.engine.states import EffectId, EffectState
-from clinicflow.errors import ClinicflowError
+from clinicflow.errors import ClinicflowError, EngineError
 from clinicflow.store.engine import Effect
 
 logger = logging.getLogger(__name__)
+
+# Effects one `execute_many` call gets: the lease's deadline is checked between chunks.
+MANY_CHUNK = 200
 
 # Declarative models expose `__table__` as a FromClause; this one is a Table (Core executemany).
 _EFFECTS: Table = Effect.__table__  # type: ignore[assignment]
@@ -201,27 +214,76 @@ def _execute_batch(rt: EngineRuntime, effect_ids: list[EffectId]) -> list[Execut
         flying = mark_all_in_flight(
             session, list(ready), owner=owner, now=rt.clock.now(), lease_s=lease_s
         )
-    deadline = rt.clock.monotonic() + lease_s / 2
-    sent: list[_Sent] = []
-    for n, effect_id in enumerate(flying):
-        if rt.clock.monotonic() > deadline:
-            executions.update(_give_back_rest(rt, flying[n:], owner))
-            break
-        handler, call = ready[effect_id]
-        outcome = _call(rt, handler, call, owner)
-        if isinstance(outcome, _Sent):
-            sent.append(outcome)
-        else:
-            executions[effect_id] = outcome
+    sent = _hand_over(rt, flying, ready, owner, executions)
     executions.update(_mark_sent_done(rt, sent, owner))
     return list(executions.values())
+
+
+def _hand_over(
+    rt: EngineRuntime,
+    flying: Sequence[EffectId],
+    ready: Mapping[EffectId, tuple[EffectHandler, EffectCall]],
+    owner: str,
+    executions: dict[EffectId, Execution],
+) -> list[_Sent]:
+    """Call the handlers, a chunk or an effect at a time, until half the lease has passed; settle
+    what did not go out into `executions` and return the effects sent but not yet marked done."""
+    deadline = rt.clock.monotonic() + rt.policy.effect_lease_s / 2
+    steps = deque(_steps(flying, ready))
+    sent: list[_Sent] = []
+    while steps:
+        if rt.clock.monotonic() > deadline:
+            executions.update(_give_back_rest(rt, [i for s in steps for i in s.effect_ids], owner))
+            break
+        step = steps.popleft()
+        calls = [ready[i][1] for i in step.effect_ids]
+        if step.many is not None:
+            outcomes = _call_many(rt, step.many, calls, owner)
+        else:
+            outcomes = {calls[0].effect_id: _call(rt, step.handler, calls[0], owner)}
+        for effect_id, outcome in outcomes.items():
+            if outcome is CALL_EXECUTE:  # the handler leaves this one to `execute`, alone
+                steps.append(_Step(step.handler, [effect_id], many=None))
+            elif isinstance(outcome, _Sent):
+                sent.append(outcome)
+            else:
+                executions[effect_id] = outcome
+    return sent
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """Effects handed to their handler in one go: `many` is set for an `execute_many` chunk."""
+
+    handler: EffectHandler
+    effect_ids: list[EffectId]
+    many: BatchEffectHandler | None
+
+
+def _steps(
+    flying: Sequence[EffectId], ready: Mapping[EffectId, tuple[EffectHandler, EffectCall]]
+) -> list[_Step]:
+    """Chunks for the handlers that take batches (first), then one step per other effect."""
+    groups: dict[int, tuple[BatchEffectHandler, list[EffectId]]] = {}
+    alone: list[_Step] = []
+    for effect_id in flying:
+        handler = ready[effect_id][0]
+        if can_execute_many(handler):
+            groups.setdefault(id(handler), (handler, []))[1].append(effect_id)
+        else:
+            alone.append(_Step(handler, [effect_id], many=None))
+    chunks = [
+        _Step(handler, ids[start : start + MANY_CHUNK], many=handler)
+        for handler, ids in groups.values()
+        for start in range(0, len(ids), MANY_CHUNK)
+    ]
+    return chunks + alone
 
 
 def _call(
     rt: EngineRuntime, handler: EffectHandler, call: EffectCall, owner: str
 ) -> _Sent | Execution:
     """Call one handler; settle anything but a clean return as `execute_effect` does."""
-    extra = {"effect_id": call.effect_id, "run_id": call.run_id, "kind": call.kind}
     session = rt.db.sessions()
     try:
         result = handler.execute(call, rt.handler_env(session))
@@ -230,41 +292,103 @@ def _call(
         # The handler wrote through our session: those writes commit with its done, now.
         if not mark_done(session, call.effect_id, owner=owner, now=rt.clock.now(), result=result):
             session.rollback()
-            logger.warning("effect lease lost before done", extra=extra)
+            logger.warning("effect lease lost before done", extra=_extra(call))
             return Execution(call.effect_id, None)
         session.commit()
         return Execution(call.effect_id, EffectState.DONE)
-    except DeferredError as exc:
+    # The per-effect boundary: one bad send must not stop the batch (`_settle` logs it).
+    except Exception as exc:  # noqa: BLE001 - logged with its traceback by _settle
         session.rollback()
-        with rt.db.transaction() as tx:
-            defer(
-                tx,
-                call.effect_id,
-                owner=owner,
-                now=rt.clock.now(),
-                until=exc.until,
-                reason=exc.message,
-            )
-        return Execution(call.effect_id, EffectState.PENDING, exc.until)
-    except VoidedError as exc:
-        session.rollback()
-        with rt.db.transaction() as tx:
-            mark_voided(tx, call.effect_id, owner=owner, now=rt.clock.now(), reason=exc.message)
-        return Execution(call.effect_id, EffectState.VOIDED)
-    except OutcomeUnknownError:
-        session.rollback()
-        logger.warning("effect outcome unknown", extra=extra)
-    except ClinicflowError as exc:
-        session.rollback()
-        return _after_error(rt, call, handler, owner, exc)
-    except Exception:  # the per-effect boundary: one bad send must not stop the batch
-        session.rollback()
-        logger.exception("effect handler crashed", extra=extra)
+        return _settle(rt, handler, owner, [(call, exc)])[call.effect_id]
     finally:
         session.close()
-    with rt.db.transaction() as tx:
-        mark_unknown(tx, call.effect_id, owner=owner, now=rt.clock.now())
-    return settle_unknown(rt, call.effect_id)
+
+
+def _call_many(
+    rt: EngineRuntime, handler: BatchEffectHandler, calls: Sequence[EffectCall], owner: str
+) -> dict[EffectId, _Sent | Execution | Batching]:
+    """Hand a chunk to `execute_many`; settle each outcome as `_call` settles a single one."""
+    session = rt.db.sessions()
+    try:
+        outcomes = handler.execute_many(calls, rt.handler_env(session))
+        if len(outcomes) != len(calls):
+            raise EngineError(
+                f"{type(handler).__name__}.execute_many gave {len(outcomes)} outcomes "
+                f"for {len(calls)} effects.",
+                code="engine.batch_outcomes",
+            )
+    except Exception:  # the chunk's boundary: we cannot tell which of its effects went out
+        logger.exception(
+            "effect handler crashed on a batch",
+            extra={"effect_ids": [c.effect_id for c in calls], "kind": calls[0].kind},
+        )
+        outcomes = [OutcomeUnknownError("The batch call failed part-way.") for _ in calls]
+    finally:
+        session.rollback()  # a batch handler writes nothing of ours (see BatchEffectHandler)
+        session.close()
+    results: dict[EffectId, _Sent | Execution | Batching] = {}
+    failures: list[tuple[EffectCall, BaseException]] = []
+    for call, outcome in zip(calls, outcomes, strict=True):
+        if isinstance(outcome, Batching):
+            results[call.effect_id] = outcome
+        elif isinstance(outcome, BaseException):
+            failures.append((call, outcome))
+        else:
+            results[call.effect_id] = _Sent(call.effect_id, dict(outcome or {}))
+    return {**results, **_settle(rt, handler, owner, failures)}
+
+
+def _settle(
+    rt: EngineRuntime,
+    handler: EffectHandler,
+    owner: str,
+    failures: Sequence[tuple[EffectCall, BaseException]],
+) -> dict[EffectId, Execution]:
+    """Settle calls that did not return, each as `execute_effect` would: deferred and voided ones
+    in one transaction, a ClinicflowError by the retry policy, anything else as outcome unknown
+    (then `reconcile` is asked whether it went out)."""
+    settled: dict[EffectId, Execution] = {}
+    held = [(c, e) for c, e in failures if isinstance(e, DeferredError | VoidedError)]
+    if held:
+        with rt.db.transaction() as tx:
+            for call, why in held:
+                settled[call.effect_id] = _hold(tx, call, why, owner, rt.clock.now())
+    unknown: list[EffectId] = []
+    for call, exc in failures:
+        if isinstance(exc, DeferredError | VoidedError):
+            continue
+        if isinstance(exc, OutcomeUnknownError):
+            logger.warning("effect outcome unknown", extra=_extra(call))
+        elif isinstance(exc, ClinicflowError):
+            settled[call.effect_id] = _after_error(rt, call, handler, owner, exc)
+            continue
+        else:
+            logger.error("effect handler crashed", exc_info=exc, extra=_extra(call))
+        unknown.append(call.effect_id)
+    if unknown:
+        with rt.db.transaction() as tx:
+            for effect_id in unknown:
+                mark_unknown(tx, effect_id, owner=owner, now=rt.clock.now())
+        settled.update((i, settle_unknown(rt, i)) for i in unknown)
+    return settled
+
+
+def _hold(
+    tx: Session,
+    call: EffectCall,
+    exc: DeferredError | VoidedError,
+    owner: str,
+    now: datetime,
+) -> Execution:
+    if isinstance(exc, DeferredError):
+        defer(tx, call.effect_id, owner=owner, now=now, until=exc.until, reason=exc.message)
+        return Execution(call.effect_id, EffectState.PENDING, exc.until)
+    mark_voided(tx, call.effect_id, owner=owner, now=now, reason=exc.message)
+    return Execution(call.effect_id, EffectState.VOIDED)
+
+
+def _extra(call: EffectCall) -> dict[str, object]:
+    return {"effect_id": call.effect_id, "run_id": call.run_id, "kind": call.kind}
 
 
 def _mark_sent_done(

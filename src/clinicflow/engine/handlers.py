@@ -8,10 +8,11 @@ built-in handler modules below), much as huey tasks register on import.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from enum import Enum
+from typing import Protocol, TypeGuard
 
 from sqlalchemy.orm import Session
 
@@ -110,6 +111,43 @@ class EffectHandler(Protocol):
     def reconcile(self, call: EffectCall, env: HandlerEnv) -> Delivery:
         """After a crash mid-call: did the effect reach its destination?"""
         ...
+
+
+class Batching(Enum):
+    """What `execute_many` may answer for a call it would rather leave to `execute`."""
+
+    CALL_EXECUTE = "call-execute"
+
+
+# The engine then calls `execute` for that effect alone, exactly as it would without a batch.
+CALL_EXECUTE = Batching.CALL_EXECUTE
+
+# One call's outcome in a batch: what `execute` would have returned or raised, or CALL_EXECUTE.
+BatchOutcome = Mapping[str, object] | None | BaseException | Batching
+
+
+class BatchEffectHandler(EffectHandler, Protocol):
+    """A handler that can also carry out many effects of its kind in one go (optional).
+
+    `execute_many` gives one outcome per call, in order: the result `execute` would have returned,
+    the exception `execute` would have raised for that call (DeferredError, VoidedError,
+    ClinicflowError, OutcomeUnknownError or any other), or CALL_EXECUTE to have the engine call
+    `execute` for it alone (a provider that must be paced one message at a time).
+    Only for handlers that are not `transactional`: it must not write through `env.session`,
+    because the engine marks the batch done in a transaction of its own afterwards. The crash
+    rules of `execute` hold per effect: after a crash, or when `execute_many` itself raises, every
+    effect of the batch is asked `reconcile`, so whatever the outside world accepted before then
+    must be findable effect by effect. Its run time counts against the lease like `execute`'s.
+    """
+
+    def execute_many(self, calls: Sequence[EffectCall], env: HandlerEnv) -> list[BatchOutcome]:
+        """Carry out each effect once; one outcome per call, in order."""
+        ...
+
+
+def can_execute_many(handler: EffectHandler) -> TypeGuard[BatchEffectHandler]:
+    """True when the engine may hand this handler a batch through `execute_many`."""
+    return not handler.transactional and callable(getattr(handler, "execute_many", None))
 
 
 class HandlerRegistry:
