@@ -17,9 +17,18 @@ from clinicflow.channels import list_outbox
 from clinicflow.channels.sandbox import OutboxMessage
 from clinicflow.clock import FakeClock
 from clinicflow.ehr import sync_folder
-from clinicflow.engine import EngineRuntime, InlineEnqueuer, RunOutcome, dispatch_events, run_now
+from clinicflow.engine import (
+    EngineRuntime,
+    InlineEnqueuer,
+    Registry,
+    RunOutcome,
+    dispatch_events,
+    run_now,
+)
 from clinicflow.security.audit import Actor
-from clinicflow.security.phi import PhiCipher
+from clinicflow.security.phi import Keyring, PhiCipher
+from clinicflow.settings import Settings
+from clinicflow.store import Database
 
 Resource = dict[str, Any]
 DOCTOR = {
@@ -134,3 +143,25 @@ class Practice:
                 session, self.cipher, reader=Actor.user("test"), now=self.clock.now()
             )
         return list(reversed(messages))
+
+
+def build_practice(db: Database, clock: FakeClock, folder: Path, *, now: datetime) -> Practice:
+    """The practice with its doctor and clinic synced, the clock at `now`, both reminder
+    automations registered."""
+    from clinicflow.automations.reminders import AUTOMATION as REMINDERS
+    from clinicflow.automations.replies import AUTOMATION as REPLIES
+
+    clock.set(now)
+    cipher = PhiCipher(Keyring.generate())
+    rt = EngineRuntime.build(
+        db=db,
+        settings=Settings(
+            data_dir=folder, timezone="America/New_York", practice_name="Sunrise Clinic"
+        ),
+        clock=clock,
+        cipher=cipher,
+        registry=Registry([REMINDERS, REPLIES]),
+    )
+    practice = Practice(rt, cipher, clock, folder)
+    practice.sync(DOCTOR, CLINIC)
+    return practice

@@ -17,7 +17,9 @@ from clinicflow.automations.reminders.policy import (
     Touchpoint,
     Visit,
     due_now,
+    next_look,
     plan,
+    policy_fingerprint,
 )
 from clinicflow.channels.quiet_hours import QuietHours, is_allowed, next_allowed
 from clinicflow.engine.payloads import MessageChannel
@@ -160,3 +162,58 @@ def test_next_allowed_is_the_first_allowed_moment_at_or_after(at, zone, opens, h
     assert allowed - at < timedelta(hours=25)
     if allowed > at:  # nothing earlier was allowed: an hour before opening is still quiet
         assert not is_allowed(max(at, allowed - timedelta(minutes=1)), quiet, zone)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    now=instants,
+    ahead=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=20)),
+    booked_before=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=60)),
+    practice_zone=st.sampled_from(ZONES),
+    patient_zone=st.sampled_from(ZONES),
+    closed=closures,
+    fraction=st.floats(min_value=0.0, max_value=0.999),
+)
+def test_nothing_new_falls_due_before_the_next_look(
+    now, ahead, booked_before, practice_zone, patient_zone, closed, fraction
+):
+    # The incremental planner plans an unchanged visit again only at `next_look`: planning it
+    # at any moment before must find nothing due that was not sent already.
+    start = now + ahead
+    visit = Visit("a1", start, booked_at=min(now, start) - booked_before)
+    policy = Policy(closed_on=closed)
+    zones = {"practice_zone": practice_zone, "patient_zone": patient_zone}
+    planned = plan(visit, policy, now, **zones)
+    sent = {p.touchpoint.name for p in due_now(planned, now)}
+    look = next_look(visit, planned, sent, policy, now, practice_zone=practice_zone)
+    assert look is None or look > now
+    until = look or start
+    moment = now + (until - now) * fraction
+    later = plan(visit, policy, moment, **zones)
+    assert {p.touchpoint.name for p in due_now(later, moment)} <= sent
+
+
+def test_on_a_closure_day_a_visit_with_every_touchpoint_passed_is_looked_at_tomorrow():
+    visit = Visit("a1", NOW + timedelta(days=1), booked_at=NOW - timedelta(hours=1))
+    policy = Policy(closed_on=frozenset({date(2026, 11, 23)}))
+    planned = plan(visit, policy, NOW, practice_zone=NY)
+    assert planned == []  # closed today: no catch-up now
+    look = next_look(visit, planned, set(), policy, NOW, practice_zone=NY)
+    assert look == datetime(2026, 11, 24, 0, 0, tzinfo=NY)
+    tomorrow = plan(visit, policy, look, practice_zone=NY)
+    assert [(p.touchpoint.name, p.catch_up) for p in tomorrow] == [("sms-2d", True)]
+
+
+def test_the_next_look_is_the_next_touchpoint_not_yet_sent():
+    visit = Visit("a1", NOW + timedelta(days=7), booked_at=NOW - timedelta(days=30))
+    planned = plan(visit, Policy(), NOW, practice_zone=NY)
+    look = next_look(visit, planned, {"email-7d"}, Policy(), NOW, practice_zone=NY)
+    assert look == NOW + timedelta(days=5)  # sms-2d
+    everything = {"email-7d", "sms-2d"}
+    assert next_look(visit, planned, everything, Policy(), NOW, practice_zone=NY) is None
+
+
+def test_a_policy_change_changes_its_fingerprint():
+    closed = Policy(closed_on=frozenset({date(2026, 12, 25)}))
+    assert policy_fingerprint(Policy()) == policy_fingerprint(Policy())
+    assert policy_fingerprint(closed) != policy_fingerprint(Policy())

@@ -12,27 +12,21 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
-from tests.automations.reminder_practice import CLINIC, DOCTOR, Practice, patient, visit
+from tests.automations.reminder_practice import Practice, build_practice, patient, visit
 
-from clinicflow.automations.reminders import AUTOMATION as REMINDERS
 from clinicflow.automations.reminders.stats import confirmation_rates
-from clinicflow.automations.replies import AUTOMATION as REPLIES
 from clinicflow.channels.consent import ConsentSource, record_consent
 from clinicflow.channels.inbound import store_inbound
 from clinicflow.channels.pause import set_messages_paused
 from clinicflow.clock import FakeClock
 from clinicflow.engine import (
     EffectState,
-    EngineRuntime,
     InlineEnqueuer,
     MessageChannel,
-    Registry,
     list_open,
 )
 from clinicflow.engine.reconcile import stale_pending
 from clinicflow.security.audit import Actor
-from clinicflow.security.phi import Keyring, PhiCipher
-from clinicflow.settings import Settings
 from clinicflow.store import Database
 from clinicflow.store.engine import Effect, Event
 from clinicflow.store.replica import Appointment
@@ -45,20 +39,7 @@ MOBILE = "+15551230001"
 
 @pytest.fixture
 def practice(db: Database, clock: FakeClock, tmp_path: Path) -> Practice:
-    clock.set(NOW)
-    cipher = PhiCipher(Keyring.generate())
-    rt = EngineRuntime.build(
-        db=db,
-        settings=Settings(
-            data_dir=tmp_path, timezone="America/New_York", practice_name="Sunrise Clinic"
-        ),
-        clock=clock,
-        cipher=cipher,
-        registry=Registry([REMINDERS, REPLIES]),
-    )
-    practice = Practice(rt, cipher, clock, tmp_path)
-    practice.sync(DOCTOR, CLINIC)
-    return practice
+    return build_practice(db, clock, tmp_path, now=NOW)
 
 
 def _effects(practice: Practice, state: EffectState) -> int:

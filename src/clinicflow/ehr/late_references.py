@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from clinicflow.ehr.merges import PATIENT_TABLES, load_merges, rename_stored_rows
 from clinicflow.ehr.replica_writer import CHUNK, LOOKUPS, PENDING, typed_table
+from clinicflow.store.generations import bump_generations
 
 
 def resolve_pending_references(session: Session) -> int:
@@ -57,6 +58,7 @@ def resolve_pending_references(session: Session) -> int:
             params,
         )
     rename_stored_rows(session, merges)
+    bump_generations(session, {rtype for rtype, _ in updates} | {"Patient"})  # merges rename
     for start in range(0, len(done), CHUNK):
         session.execute(delete(PENDING).where(PENDING.c.id.in_(done[start : start + CHUNK])))
     return len(done)

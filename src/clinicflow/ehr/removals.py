@@ -18,6 +18,7 @@ from clinicflow.ehr.changes import APPOINTMENT_REMOVED, event_payload
 from clinicflow.ehr.replica_writer import lock_replica, void_for_removed
 from clinicflow.engine.events import NewEvent, record_events
 from clinicflow.security.audit import Actor, record_access
+from clinicflow.store.generations import bump_generations
 from clinicflow.store.replica import Appointment, FhirResource
 
 
@@ -42,6 +43,7 @@ def remove_appointments(
         execution_options={"synchronize_session": False},
     )
     session.execute(delete(Appointment).where(Appointment.fhir_id.in_(present)))
+    bump_generations(session, ["Appointment"])
     record_events(
         session,
         [

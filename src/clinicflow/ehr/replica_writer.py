@@ -32,6 +32,7 @@ from clinicflow.security.audit import Actor, record_access
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store.base import stored_instant
 from clinicflow.store.bulk import bulk_insert
+from clinicflow.store.generations import bump_generations
 from clinicflow.store.replica import (
     TYPED_TABLES,
     FhirResource,
@@ -138,6 +139,7 @@ def write_resources(
     merges = load_merges(session, _merges_carried(written))
     rows = [merges.named_row(i.resource_type, i.extracted.row) for i in written]
     _write_bodies(session, new_items, changed, now=now, source=source, base_hashes=plan.base_hashes)
+    bump_generations(session, {i.resource_type for i in written})
     _replace_derived_rows(session, cipher, written, rows, changed)
     rename_stored_rows(session, merges)
     result.events = _record_events(session, written, rows, old_rows, now)

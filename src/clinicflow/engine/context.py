@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from clinicflow.clock import Clock
 from clinicflow.engine.automation import Automation
-from clinicflow.engine.effects import RecordedEffect, record_effect
+from clinicflow.engine.effects import NewEffect, RecordedEffect, record_effect, record_effects
 from clinicflow.engine.events import EventInfo
 from clinicflow.engine.handlers import HandlerRegistry
 from clinicflow.engine.payloads import (
@@ -127,15 +127,32 @@ class EffectRecorder:
     def send(self, key: str, message: OutgoingMessage) -> RecordedEffect:
         """Send a message built whole, with the send-time checks it carries (zone, deadline,
         the visits it is about); `key` from `keys.reminder_key` or `keys.message_key`."""
-        summary = f"{message.channel.value} to {message.for_ref or 'a patient'}"
-        summary += f" about {message.focus}" if message.focus else ""
-        return self.record(
-            MESSAGE_SEND,
-            key=key,
-            payload=message.to_payload(),
-            summary=summary,
-            focus=message.focus,
+        return self.send_all([(key, message)])[0]
+
+    def send_all(self, messages: Sequence[tuple[str, OutgoingMessage]]) -> list[RecordedEffect]:
+        """`send` for many messages at once, recorded in a few multi-row statements."""
+        handler = self._handlers.get(MESSAGE_SEND)
+        recorded = record_effects(
+            self._session,
+            self._cipher,
+            [
+                NewEffect(
+                    MESSAGE_SEND,
+                    key,
+                    message.to_payload(),
+                    _message_summary(message),
+                    handler.reaches_patient,
+                    message.focus,
+                )
+                for key, message in messages
+            ],
+            run_id=self._run_id,
+            automation=self._automation,
+            dry_run=self._dry_run,
+            now=self._now,
         )
+        self.recorded.extend(recorded)
+        return recorded
 
     def open_work_item(
         self,
@@ -156,6 +173,11 @@ class EffectRecorder:
         return self.record(
             WORK_ITEM_OPEN, key=key, payload=request.to_payload(), summary=summary, focus=focus
         )
+
+
+def _message_summary(message: OutgoingMessage) -> str:
+    summary = f"{message.channel.value} to {message.for_ref or 'a patient'}"
+    return summary + (f" about {message.focus}" if message.focus else "")
 
 
 @dataclass

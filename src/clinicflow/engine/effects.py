@@ -8,7 +8,7 @@ never commit: `clinicflow.engine.execution` strings them together, one commit pe
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from clinicflow.engine.states import EffectId, EffectState, RunId
-from clinicflow.engine.upsert import NO_SYNC, insert_returning_id
+from clinicflow.engine.upsert import NO_SYNC, insert_ignoring_many
 from clinicflow.engine.upsert import compare_and_set as cas_row
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store.engine import Effect, effect_payload_aad
@@ -46,6 +46,18 @@ def decrypt_payload(cipher: PhiCipher, effect: Effect) -> dict[str, object]:
     return data
 
 
+@dataclass(frozen=True, slots=True)
+class NewEffect:
+    """An effect to record: its kind, idempotency key, payload and what it is about."""
+
+    kind: str
+    key: str
+    payload: Mapping[str, object]
+    summary: str
+    reaches_patient: bool
+    focus: str | None = None
+
+
 def record_effect(
     session: Session,
     cipher: PhiCipher,
@@ -68,29 +80,67 @@ def record_effect(
     In a dry run the effect is recorded as `dry_run` under a key of the run's own, so a rehearsal
     never takes the live key: once the automation goes live, the same effects happen for real.
     """
+    new = NewEffect(kind, key, payload, summary, reaches_patient, focus)
+    return record_effects(
+        session, cipher, [new], run_id=run_id, automation=automation, dry_run=dry_run, now=now
+    )[0]
+
+
+def record_effects(
+    session: Session,
+    cipher: PhiCipher,
+    effects: Sequence[NewEffect],
+    *,
+    run_id: RunId,
+    automation: str,
+    dry_run: bool,
+    now: datetime,
+) -> list[RecordedEffect]:
+    """Record many effects as `record_effect` records one, in a few multi-row statements; one
+    RecordedEffect per item, in order (a key given twice is recorded once)."""
     state = EffectState.DRY_RUN if dry_run else EffectState.PENDING
-    key = dry_run_key(run_id, key) if dry_run else key
-    body = json.dumps(dict(payload), sort_keys=True, default=str).encode()
-    values: dict[str, Any] = {
-        "key": key,
-        "kind": kind,
-        "run_id": run_id,
-        "automation": automation,
-        "reaches_patient": reaches_patient,
-        "state": state.value,
-        "summary": summary[:300],
-        "payload_enc": cipher.encrypt(body, effect_payload_aad(key)),
-        "attempts": 0,
-        "created_at": now,
-        "updated_at": now,
-        "enqueued_at": now,
-        "focus": focus,
+    rows: dict[str, dict[str, Any]] = {}
+    for effect in effects:
+        key = dry_run_key(run_id, effect.key) if dry_run else effect.key
+        if key in rows:
+            continue
+        body = json.dumps(dict(effect.payload), sort_keys=True, default=str).encode()
+        rows[key] = {
+            "key": key,
+            "kind": effect.kind,
+            "run_id": run_id,
+            "automation": automation,
+            "reaches_patient": effect.reaches_patient,
+            "state": state.value,
+            "summary": effect.summary[:300],
+            "payload_enc": cipher.encrypt(body, effect_payload_aad(key)),
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+            "enqueued_at": now,
+            "focus": effect.focus,
+        }
+    ordered = [rows[k] for k in sorted(rows)]  # one lock order for racing runs (PostgreSQL)
+    created = {
+        key: (EffectId(effect_id), state)
+        for effect_id, key in insert_ignoring_many(session, Effect, ordered, ["key"], ["id", "key"])
     }
-    new_id = insert_returning_id(session, Effect, values, ["key"])
-    if new_id is not None:
-        return RecordedEffect(EffectId(new_id), key, kind, state, created=True)
-    existing = session.execute(select(Effect.id, Effect.state).where(Effect.key == key)).one()
-    return RecordedEffect(EffectId(existing.id), key, kind, EffectState(existing.state), False)
+    existing: dict[str, tuple[EffectId, EffectState]] = {}
+    missing = sorted(set(rows) - set(created))
+    for start in range(0, len(missing), 500):
+        for found in session.execute(
+            select(Effect.id, Effect.key, Effect.state).where(
+                Effect.key.in_(missing[start : start + 500])
+            )
+        ):
+            existing[found.key] = (EffectId(found.id), EffectState(found.state))
+    recorded = []
+    for effect in effects:
+        key = dry_run_key(run_id, effect.key) if dry_run else effect.key
+        was_new = key in created
+        effect_id, effect_state = created[key] if was_new else existing[key]
+        recorded.append(RecordedEffect(effect_id, key, effect.kind, effect_state, was_new))
+    return recorded
 
 
 def compare_and_set(session: Session, effect_id: EffectId, condition: Any, **values: Any) -> bool:
@@ -303,13 +353,29 @@ def void_pending(session: Session, focus: str, *, reason: str, now: datetime) ->
     claimed effect stops it too; an effect already in flight may have been sent and is left to
     run its course. Returns how many were voided.
     """
+    condition = and_(Effect.focus == focus, Effect.reaches_patient.is_(True))
+    return len(_void_not_sent(session, condition, reason=reason, now=now))
+
+
+def void_pending_keys(
+    session: Session, keys: Sequence[str], *, reason: str, now: datetime
+) -> set[str]:
+    """Void the effects with these keys that have not gone out, as `void_pending` does; the keys
+    voided (an effect in flight or finished is left as it is)."""
+    voided: set[str] = set()
+    wanted = sorted(set(keys))
+    for start in range(0, len(wanted), 500):
+        condition = Effect.key.in_(wanted[start : start + 500])
+        voided.update(_void_not_sent(session, condition, reason=reason, now=now))
+    return voided
+
+
+def _void_not_sent(
+    session: Session, condition: ColumnElement[bool], *, reason: str, now: datetime
+) -> list[str]:
     result = session.execute(
         update(Effect)
-        .where(
-            Effect.focus == focus,
-            Effect.reaches_patient.is_(True),
-            Effect.state.in_([EffectState.PENDING, EffectState.CLAIMED]),
-        )
+        .where(condition, Effect.state.in_([EffectState.PENDING, EffectState.CLAIMED]))
         .values(
             state=EffectState.VOIDED,
             error_code="voided",
@@ -318,10 +384,11 @@ def void_pending(session: Session, focus: str, *, reason: str, now: datetime) ->
             lease_expires_at=None,
             finished_at=now,
             updated_at=now,
-        ),
+        )
+        .returning(Effect.key),
         execution_options=NO_SYNC,
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]  # CursorResult on UPDATE
+    return list(result.scalars())
 
 
 def link_work_item(session: Session, effect_id: EffectId, work_item_id: int) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Table, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from clinicflow.store.base import Base
+from clinicflow.store.bulk import bulk_insert_ignoring
 
 
 def _insert_ignoring(
@@ -25,6 +26,25 @@ def _insert_ignoring(
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(model).values(**values).on_conflict_do_nothing(index_elements=list(conflict_on))
+
+
+def insert_ignoring_many(
+    session: Session,
+    model: type[Base],
+    rows: Sequence[Mapping[str, Any]],
+    conflict_on: Sequence[str],
+    returning: Sequence[str],
+) -> list[tuple[Any, ...]]:
+    """Insert the rows whose `conflict_on` columns are not taken yet; the `returning` columns of
+    those inserted (in no particular order, as the driver gives them: `stored_instant` reads
+    SQLite's instants). Multi-row statements through the driver: compiling a many-row INSERT
+    through SQLAlchemy costs more than running it.
+
+    Two transactions inserting overlapping rows in different orders could each wait for the
+    other on PostgreSQL; callers sort `rows` by the conflict columns so they wait in one order.
+    """
+    table: Table = model.__table__  # type: ignore[assignment]
+    return bulk_insert_ignoring(session, table, rows, conflict_on=conflict_on, returning=returning)
 
 
 def insert_returning_id(

@@ -9,7 +9,7 @@ PostgreSQL takes aware datetimes and dates natively.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -39,16 +39,67 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         return
     columns = list(rows[0].keys())
     conn = session.connection()
-    sqlite = conn.dialect.name == "sqlite"
-    marker = "?" if sqlite else "%s"
+    marker = "?" if conn.dialect.name == "sqlite" else "%s"
     quote = conn.dialect.identifier_preparer.quote
     sql = (
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
         f"VALUES ({', '.join(marker for _ in columns)})"
     )
+    conn.exec_driver_sql(sql, _driver_rows(conn.dialect.name, table, columns, rows))
+
+
+def bulk_insert_ignoring(
+    session: Session,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    conflict_on: Sequence[str],
+    returning: Sequence[str] = (),
+    update: Sequence[str] = (),
+    chunk: int = 500,
+) -> list[tuple[Any, ...]]:
+    """Insert the rows whose `conflict_on` columns are free, in multi-row statements of `chunk`
+    rows; with `update`, rows that conflict have those columns overwritten instead (an upsert).
+
+    Returns the `returning` columns of the rows written, as the driver hands them back (SQLite
+    gives instants as text: `stored_instant` reads them). Callers that may race another
+    transaction on PostgreSQL sort `rows` by `conflict_on`, so both wait in the same order.
+    """
+    if not rows:
+        return []
+    columns = list(rows[0].keys())
+    conn = session.connection()
+    dialect = conn.dialect.name
+    marker = "?" if dialect == "sqlite" else "%s"
+    quote = conn.dialect.identifier_preparer.quote
+    one_row = f"({', '.join(marker for _ in columns)})"
+    if update:
+        sets = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in update)
+        on_conflict = f"DO UPDATE SET {sets}"
+    else:
+        on_conflict = "DO NOTHING"
+    tail = f" RETURNING {', '.join(quote(c) for c in returning)}" if returning else ""
+    out: list[tuple[Any, ...]] = []
+    for start in range(0, len(rows), chunk):
+        part = _driver_rows(dialect, table, columns, rows[start : start + chunk])
+        sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+            f"VALUES {', '.join(one_row for _ in part)} "
+            f"ON CONFLICT ({', '.join(quote(c) for c in conflict_on)}) {on_conflict}{tail}"
+        )
+        result = conn.exec_driver_sql(sql, tuple(v for row in part for v in row))
+        if returning:
+            out.extend(tuple(row) for row in result)
+    return out
+
+
+def _driver_rows(
+    dialect: str, table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """The rows as the driver takes them (SQLite: instants and dates as SQLAlchemy's text)."""
     # Column by column, then zip: conversions touch only date and time columns.
     by_column: list[list[Any]] = [[row[c] for row in rows] for c in columns]
-    if sqlite:
+    if dialect == "sqlite":
         for index, column in enumerate(columns):
             kind = table.c[column].type
             convert = (
@@ -65,8 +116,7 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
                     seen[v] if v in seen else seen.setdefault(v, convert(v))
                     for v in by_column[index]
                 ]
-    params = list(zip(*by_column, strict=True))
-    conn.exec_driver_sql(sql, params)
+    return list(zip(*by_column, strict=True))
 
 
 @contextmanager

@@ -110,3 +110,33 @@ register_encrypted_column(
 register_encrypted_column(
     InboundMessage.__table__, "body_enc", lambda r: inbound_message_aad(r.provider_id, "body")
 )
+
+
+class ReminderMark(Base):
+    """When the reminder planner must look at an upcoming visit again (its incremental plan).
+
+    Planning every visit of the next two weeks on every run costs more than the sends (a run every
+    five minutes); a visit whose start has not moved is only looked at again when its next
+    touchpoint falls due. `start_at` is the start it was planned for: a visit whose start or
+    status changed no longer matches its mark and is planned afresh. `next_check_at` None: nothing
+    more to send for it.
+    """
+
+    __tablename__ = "reminder_marks"
+    __table_args__ = (
+        Index("ix_reminder_marks_next_check", "next_check_at"),
+        Index("ix_reminder_marks_start", "start_at"),
+    )
+
+    appointment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ReminderPlanState(Base):
+    """What the reminder planner last saw: the replica's generation, the policy, the sweep day."""
+
+    __tablename__ = "reminder_plan_state"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))

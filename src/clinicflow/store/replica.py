@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     Index,
@@ -278,6 +279,21 @@ class SyncCheckpoint(Base):
     resource_type: Mapped[str] = mapped_column(String(TYPE_NAME))
     high_water_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ReplicaGeneration(Base):
+    """A counter per resource type, bumped by every replica write that changes that type.
+
+    Readers that keep derived state (the reminder planner's marks) compare it with the value they
+    last saw instead of rescanning the replica. Writers bump it under the replica lock
+    (`lock_replica`), in the transaction that writes, so a reader that sees generation N also sees
+    every write that made it.
+    """
+
+    __tablename__ = "replica_generations"
+
+    resource_type: Mapped[str] = mapped_column(String(TYPE_NAME), primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 # The typed table for each resource type that has one. Other types live in fhir_resources only.

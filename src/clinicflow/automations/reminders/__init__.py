@@ -10,16 +10,32 @@ quiet hours, the visit moved or was cancelled), so nothing planned goes out stal
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import timedelta
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import update
-
-from clinicflow.automations.reminders.claims import held_claims, take_claim
+from clinicflow.automations.reminders import marks
+from clinicflow.automations.reminders.claims import (
+    ClaimKey,
+    NewClaim,
+    held_claims,
+    rekey,
+    release_gone,
+    sweep_voided,
+    take_claims,
+)
 from clinicflow.automations.reminders.compose import Due, choose_route, group_messages
 from clinicflow.automations.reminders.config import load_policy
-from clinicflow.automations.reminders.policy import MIN_NOTICE, Planned, due_now, plan
+from clinicflow.automations.reminders.policy import (
+    MIN_NOTICE,
+    Planned,
+    Policy,
+    due_now,
+    next_look,
+    plan,
+    policy_fingerprint,
+)
 from clinicflow.automations.reminders.templates import (
     ReminderContext,
     Templates,
@@ -33,6 +49,7 @@ from clinicflow.automations.reminders.visits import (
     contacts,
     person_names,
     place_names,
+    sharing_contacts,
     upcoming_visits,
 )
 from clinicflow.channels.consent import opted_out_among
@@ -40,7 +57,7 @@ from clinicflow.channels.link_secret import unsubscribe_link, visit_link
 from clinicflow.engine import Automation, RunContext, Schedule, Unit, reminder_key
 from clinicflow.engine.payloads import MessageChannel, OutgoingMessage, ValidWhile
 from clinicflow.security.audit import Actor, record_access
-from clinicflow.store.messaging import ReminderClaim
+from clinicflow.store.generations import generation_of
 
 NAME = "appointment-reminders"
 # Closure days move a send earlier than its lead time: look this much further ahead for them.
@@ -61,37 +78,119 @@ def _zone(name: str | None, fallback: ZoneInfo) -> ZoneInfo:
 def run(ctx: RunContext) -> None:
     """Record every reminder due now that no earlier run recorded."""
     policy = load_policy(ctx.settings)
+    start_after = ctx.now + MIN_NOTICE
+    horizon = ctx.now + _longest_lead(policy) + CLOSURE_SLACK
+    wanted = _visits_to_plan(ctx, policy, start_after, horizon)
+    upcoming = upcoming_visits(ctx.session, start_after, horizon, ids=wanted) if wanted else []
+    plans = _plan_each(ctx, policy, upcoming)
+    # Other visits of the contacts a message is due to now may ride along in it.
+    due_to = {
+        u.patient_id for u in upcoming if any(p.send_at <= ctx.now for p in plans[u.appointment_id])
+    }
+    if due_to:
+        riders = [
+            u
+            for u in upcoming_visits(
+                ctx.session,
+                start_after,
+                horizon,
+                patient_ids=sharing_contacts(ctx.session, due_to),
+            )
+            if u.appointment_id not in plans
+        ]
+        plans.update(_plan_each(ctx, policy, riders))
+        upcoming += riders
+    taken = _send_due(ctx, upcoming, plans)
+    if ctx.dry_run:
+        return  # a rehearsal leaves the plan as it found it: the live runs send these
+    marks.drop(ctx.session, wanted - set(plans))  # no longer upcoming (or not for reminders)
+    marks.save(
+        ctx.session,
+        {
+            u.appointment_id: (
+                u.visit.start_at,
+                next_look(
+                    u.visit,
+                    plans[u.appointment_id],
+                    taken.get(u.appointment_id, set()),
+                    policy,
+                    ctx.now,
+                    practice_zone=ctx.zone,
+                ),
+            )
+            for u in upcoming
+        },
+    )
+
+
+def _longest_lead(policy: Policy) -> timedelta:
     leads = [t.lead for t in policy.default]
     leads += [t.lead for ts in policy.by_specialty.values() for t in ts]
     leads += [t.lead for ts in policy.by_appointment_type.values() for t in ts]
-    horizon = ctx.now + max(leads, default=timedelta(0)) + CLOSURE_SLACK
-    upcoming = upcoming_visits(ctx.session, ctx.now + MIN_NOTICE, horizon)
-    # Due now, or soon enough to ride along with a message due now to the same contact.
-    due = [
-        (item, planned)
-        for item in upcoming
-        for planned in due_now(
-            plan(
-                item.visit,
-                policy,
-                ctx.now,
-                practice_zone=ctx.zone,
-                patient_zone=_zone(item.patient_zone, ctx.zone),
-            ),
-            ctx.now + RIDE_ALONG,
+    return max(leads, default=timedelta(0))
+
+
+def _visits_to_plan(
+    ctx: RunContext, policy: Policy, start_after: datetime, horizon: datetime
+) -> set[str]:
+    """The visits this run must plan (see `marks`); a dry run changes nothing on the way."""
+    session = ctx.session
+    state = marks.load_state(session)
+    fingerprint = policy_fingerprint(policy)
+    generation = generation_of(session, marks.WATCHED_TYPES)
+    today = ctx.now.astimezone(ctx.zone).date()
+    policy_changed = state.policy != fingerprint
+    wanted: set[str] = set()
+    if ctx.dry_run:
+        if policy_changed or state.generation != generation:
+            wanted |= marks.unplanned(session, start_after, horizon)
+        return wanted | marks.due(session, ctx.now)
+    if policy_changed:
+        marks.drop_all(session)  # every upcoming visit is planned afresh under the new policy
+    if policy_changed or state.generation != generation:
+        went = marks.gone(session)
+        wanted |= release_gone(session, went, now=ctx.now)
+        marks.drop(session, went)
+        wanted |= marks.unplanned(session, start_after, horizon)
+    if state.swept_on != today:
+        wanted |= sweep_voided(session, start_after)
+    marks.drop_passed(session, start_after)
+    marks.save_state(session, marks.PlanState(generation, fingerprint, today))
+    return wanted | marks.due(session, ctx.now)
+
+
+def _plan_each(
+    ctx: RunContext, policy: Policy, upcoming: Sequence[Upcoming]
+) -> dict[str, list[Planned]]:
+    return {
+        u.appointment_id: plan(
+            u.visit,
+            policy,
+            ctx.now,
+            practice_zone=ctx.zone,
+            patient_zone=_zone(u.patient_zone, ctx.zone),
         )
-    ]
+        for u in upcoming
+    }
+
+
+def _send_due(
+    ctx: RunContext, upcoming: Sequence[Upcoming], plans: Mapping[str, list[Planned]]
+) -> dict[str, set[str]]:
+    """Record the messages due now; the touchpoints of each visit that a message covers."""
+    taken: dict[str, set[str]] = defaultdict(set)
+    # Due now, or soon enough to ride along with a message due now to the same contact.
+    due = [(u, p) for u in upcoming for p in due_now(plans[u.appointment_id], ctx.now + RIDE_ALONG)]
     if not due:
-        return
-    held = held_claims(ctx.session, {item.visit.appointment_id for item, _ in due})
-    due = [
-        (item, planned)
-        for item, planned in due
-        if (item.visit.appointment_id, planned.touchpoint.name, item.visit.start_at) not in held
-    ]
+        return taken
+    starts = {u.appointment_id: u.visit.start_at for u, _ in due}
+    for appointment_id, touchpoint, start_at in held_claims(ctx.session, starts):
+        if starts[appointment_id] == start_at:  # a claim for an old start is not this visit's
+            taken[appointment_id].add(touchpoint)
+    due = [(u, p) for u, p in due if p.touchpoint.name not in taken[u.appointment_id]]
     if not due:
-        return
-    people = contacts(ctx.session, ctx.cipher, {item.patient_id for item, _ in due})
+        return taken
+    people = contacts(ctx.session, ctx.cipher, {u.patient_id for u, _ in due})
     record_access(
         ctx.session,
         Actor.automation(NAME),
@@ -102,19 +201,30 @@ def run(ctx: RunContext) -> None:
     )
     routed = _route(ctx, due, people)
     ctx.count("no_contact", len(due) - len(routed))
+    # A message goes when one of its visits is due; the rest wait for a later run.
+    groups = [
+        items
+        for items in group_messages(routed).values()
+        if any(item.planned.send_at <= ctx.now for item in items)
+    ]
+    if not groups:
+        return taken
+    won = _claim(ctx, groups)
+    listed = [item.upcoming for items in won for item in items]
     practitioners = person_names(
-        ctx.session, ctx.cipher, sorted({d.upcoming.practitioner_id or "" for d in routed})
+        ctx.session, ctx.cipher, sorted({u.practitioner_id or "" for u in listed})
     )
-    places = place_names(
-        ctx.session, ctx.cipher, sorted({d.upcoming.location_id or "" for d in routed})
-    )
+    places = place_names(ctx.session, ctx.cipher, sorted({u.location_id or "" for u in listed}))
     templates = load_templates(ctx.settings)
-    for items in group_messages(routed).values():
-        if all(item.planned.send_at > ctx.now for item in items):
-            continue  # nothing in it is due yet: a later run sends them together
-        won = _claim(ctx, items)
-        if won:
-            _record_message(ctx, won, templates, practitioners, places)
+    ctx.effects.send_all(
+        [(_key(items), _message(ctx, items, templates, practitioners, places)) for items in won]
+    )
+    for items in won:
+        for item in items:
+            taken[item.upcoming.appointment_id].add(item.planned.touchpoint.name)
+    ctx.count("reminder_sent", len(won))
+    ctx.count("visit_reminded", sum(len(items) for items in won))
+    return taken
 
 
 def _route(
@@ -143,31 +253,37 @@ def _route(
     return routed
 
 
-def _claim(ctx: RunContext, items: list[Due]) -> list[Due]:
-    """Claim each visit's touchpoint for this message; those another run took are left out."""
-    touchpoint = items[0].planned.touchpoint
-    key = _key(items)
-    won = [
-        item
-        for item in items
-        if take_claim(
-            ctx.session,
-            (item.upcoming.visit.appointment_id, touchpoint.name, item.upcoming.visit.start_at),
-            effect_key=key,
+def _claim(ctx: RunContext, groups: Sequence[list[Due]]) -> list[list[Due]]:
+    """Claim each message's visits; a message lists those it won (a racing run may have taken
+    some), and one that won none is not sent. A dry run claims nothing and keeps them all."""
+    if ctx.dry_run:
+        return list(groups)
+    claims = [
+        NewClaim(
+            _claim_key(item),
+            effect_key=_key(items),
             channel=item.route.channel.value,
             contact_digest=item.route.digest,
             practitioner_id=item.upcoming.practitioner_id,
-            asks_reply=touchpoint.asks_reply,
-            now=ctx.now,
+            asks_reply=item.planned.touchpoint.asks_reply,
         )
+        for items in groups
+        for item in items
     ]
-    if won and len(won) != len(items):  # a racing run took some: this message lists the rest
-        ctx.session.execute(
-            update(ReminderClaim)
-            .where(ReminderClaim.effect_key == key)
-            .values(effect_key=_key(won))
-        )
+    taken = take_claims(ctx.session, claims, now=ctx.now)
+    won = []
+    for items in groups:
+        mine = [item for item in items if _claim_key(item) in taken]
+        if mine and len(mine) != len(items):
+            rekey(ctx.session, _key(items), _key(mine))
+        if mine:
+            won.append(mine)
     return won
+
+
+def _claim_key(item: Due) -> ClaimKey:
+    visit = item.upcoming.visit
+    return (visit.appointment_id, item.planned.touchpoint.name, visit.start_at)
 
 
 def _key(items: Sequence[Due]) -> str:
@@ -178,13 +294,14 @@ def _key(items: Sequence[Due]) -> str:
     )
 
 
-def _record_message(
+def _message(
     ctx: RunContext,
     items: list[Due],
     templates: Templates,
     practitioners: dict[str, str],
     places: dict[str, str],
-) -> None:
+) -> OutgoingMessage:
+    """The reminder listing these visits, rendered for the patient."""
     first = items[0]
     touchpoint = first.planned.touchpoint
     route = first.route
@@ -222,29 +339,22 @@ def _record_message(
         unsubscribe_url=unsubscribe_url,
     )
     rendered = render_reminder(templates, touchpoint, view)
-    ctx.effects.send(
-        _key(items),
-        OutgoingMessage(
-            channel=route.channel,
-            to=route.address,
-            body=rendered.text,
-            subject=rendered.subject,
-            for_ref=f"Patient/{first.contact.patient_id}",
-            focus=f"Appointment/{first.upcoming.visit.appointment_id}",
-            html=rendered.html,
-            unsubscribe_url=unsubscribe_url,
-            zone=str(zone),
-            not_after=first.upcoming.visit.start_at - MIN_NOTICE,
-            valid_while=tuple(
-                ValidWhile(
-                    f"Appointment/{i.upcoming.visit.appointment_id}", i.upcoming.visit.start_at
-                )
-                for i in items
-            ),
+    return OutgoingMessage(
+        channel=route.channel,
+        to=route.address,
+        body=rendered.text,
+        subject=rendered.subject,
+        for_ref=f"Patient/{first.contact.patient_id}",
+        focus=f"Appointment/{first.upcoming.visit.appointment_id}",
+        html=rendered.html,
+        unsubscribe_url=unsubscribe_url,
+        zone=str(zone),
+        not_after=first.upcoming.visit.start_at - MIN_NOTICE,
+        valid_while=tuple(
+            ValidWhile(f"Appointment/{i.upcoming.visit.appointment_id}", i.upcoming.visit.start_at)
+            for i in items
         ),
     )
-    ctx.count("reminder_sent")
-    ctx.count("visit_reminded", len(items))
 
 
 AUTOMATION = Automation(

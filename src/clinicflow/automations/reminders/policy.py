@@ -18,6 +18,7 @@ booked the same day). A practice may set other touchpoints per specialty and app
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -115,19 +116,64 @@ def plan(
         else:
             missed.append(touchpoint)
     planned = list(ahead)
-    if missed and not ahead and _is_open(now, policy, practice_zone):
+    if missed and not ahead and is_open(now, policy, practice_zone):
         closest = min(missed, key=lambda t: t.lead)
         planned.append(Planned(visit.appointment_id, closest, now, catch_up=True))
     held = [_respect_quiet_hours(p, visit, policy.quiet, patient_zone) for p in planned]
     # Held past quiet hours into a closure day (sent after 21:00, held to 8:00 on a holiday):
     # rare enough to drop rather than hunt for another time.
-    kept = [p for p in held if p is not None and _is_open(p.send_at, policy, practice_zone)]
+    kept = [p for p in held if p is not None and is_open(p.send_at, policy, practice_zone)]
     return sorted(kept, key=lambda p: p.send_at)
 
 
 def due_now(planned: Iterable[Planned], now: datetime) -> list[Planned]:
     """What to send at `now` (the automation runs every few minutes and sends what is due)."""
     return [p for p in planned if p.send_at <= now]
+
+
+def next_look(
+    visit: Visit,
+    planned: Iterable[Planned],
+    taken: Collection[str],
+    policy: Policy,
+    now: datetime,
+    *,
+    practice_zone: ZoneInfo,
+) -> datetime | None:
+    """When a planner must look at this visit again, having planned it at `now` (None: never,
+    unless the visit changes).
+
+    `planned` is `plan(visit, ...)` at `now`; `taken` the names of its touchpoints that a message
+    already covers. The plan of an unchanged visit only changes when one of its touchpoints falls
+    due, so the next look is the earliest touchpoint still to send. One exception: on a closure
+    day a visit whose touchpoints have all passed gets nothing today but a catch-up on the next
+    open day, so it is looked at again tomorrow.
+    """
+    ahead = [p.send_at for p in planned if p.send_at > now and p.touchpoint.name not in taken]
+    if ahead:
+        return min(ahead)
+    if not is_open(now, policy, practice_zone) and visit.start_at > now + MIN_NOTICE:
+        tomorrow = now.astimezone(practice_zone).date() + timedelta(days=1)
+        return datetime.combine(tomorrow, datetime.min.time(), tzinfo=practice_zone)
+    return None
+
+
+def is_open(at: datetime, policy: Policy, zone: ZoneInfo) -> bool:
+    """Whether the practice is open on the local day of `at`."""
+    return at.astimezone(zone).date() not in policy.closed_on
+
+
+def policy_fingerprint(policy: Policy) -> str:
+    """A short digest of everything in the policy that decides send times: a planner that kept
+    a plan made under another policy starts again."""
+    parts = [
+        repr(policy.default),
+        repr(sorted(policy.by_specialty.items())),
+        repr(sorted(policy.by_appointment_type.items())),
+        repr(sorted(policy.closed_on)),
+        repr(policy.quiet),
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
 def _applicable(visit: Visit, policy: Policy, zone: ZoneInfo) -> Sequence[Touchpoint]:
@@ -137,10 +183,6 @@ def _applicable(visit: Visit, policy: Policy, zone: ZoneInfo) -> Sequence[Touchp
         and visit.booked_at.astimezone(zone).date() == visit.start_at.astimezone(zone).date()
     )
     return [t for t in touchpoints if booked_same_day or not t.same_day_only]
-
-
-def _is_open(at: datetime, policy: Policy, zone: ZoneInfo) -> bool:
-    return at.astimezone(zone).date() not in policy.closed_on
 
 
 def _open_day_at_or_before(at: datetime, policy: Policy, zone: ZoneInfo) -> datetime | None:

@@ -7,7 +7,7 @@ times, statuses, time zones and languages. Reading them is a PHI read the caller
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,11 +17,20 @@ from sqlalchemy.orm import Session
 
 from clinicflow.automations.reminders.policy import Visit
 from clinicflow.security.phi import PhiCipher
-from clinicflow.store.replica import Appointment, FhirResource, Patient, PractitionerRole
+from clinicflow.store.replica import (
+    Appointment,
+    FhirResource,
+    LookupIndex,
+    Patient,
+    PractitionerRole,
+)
 from clinicflow.store.schedule_queries import display_name
 
 CHUNK = 500
 UPCOMING = ("booked", "pending")
+# Past this many ids, reading the whole window and filtering beats IN (...) lists.
+WHOLE_WINDOW = 5000
+_CONTACT_KINDS = ("phone", "email")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +43,11 @@ class Upcoming:
     location_id: str | None
     patient_zone: str | None
     language: str | None
+
+    @property
+    def appointment_id(self) -> str:
+        """The visit's appointment id."""
+        return self.visit.appointment_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +62,15 @@ class Contact:
 
 
 def upcoming_visits(
-    session: Session, start_after: datetime, start_before: datetime
+    session: Session,
+    start_after: datetime,
+    start_before: datetime,
+    *,
+    ids: Collection[str] | None = None,
+    patient_ids: Collection[str] | None = None,
 ) -> list[Upcoming]:
     """Booked or pending visits starting in (start_after, start_before], of living, active,
-    unmerged patients."""
+    unmerged patients; only those with these `ids`, or of these `patient_ids`, when given."""
     specialty = (
         select(PractitionerRole.specialty_code)
         .where(PractitionerRole.practitioner_id == Appointment.practitioner_id)
@@ -81,8 +100,21 @@ def upcoming_visits(
             Patient.active.is_(True),
             Patient.replaced_by.is_(None),
         )
-        .order_by(Appointment.start_at, Appointment.fhir_id)
     )
+    rows: list[Any] = []
+    if ids is None and patient_ids is None:
+        rows.extend(session.execute(query))
+    elif ids is not None and len(ids) > WHOLE_WINDOW:
+        rows.extend(row for row in session.execute(query) if row[0] in ids)
+    else:
+        column, wanted = (
+            (Appointment.fhir_id, sorted(ids))
+            if ids is not None
+            else (Appointment.patient_id, sorted(patient_ids or ()))
+        )
+        for first in range(0, len(wanted), CHUNK):
+            rows.extend(session.execute(query.where(column.in_(wanted[first : first + CHUNK]))))
+    rows.sort(key=lambda row: (row[1], row[0]))
     return [
         Upcoming(
             visit=Visit(row[0], row[1], row[2], row[9], row[3]),
@@ -92,8 +124,40 @@ def upcoming_visits(
             patient_zone=row[7],
             language=row[8],
         )
-        for row in session.execute(query)
+        for row in rows
     ]
+
+
+def sharing_contacts(session: Session, patient_ids: Collection[str]) -> set[str]:
+    """These patients and every patient who shares a phone number or e-mail with one of them
+    (a family on one phone), from the replica's blind-index lookups."""
+    wanted = sorted(set(patient_ids))
+    digests: set[tuple[str, str]] = set()
+    for first in range(0, len(wanted), CHUNK):
+        digests.update(
+            (row[0], row[1])
+            for row in session.execute(
+                select(LookupIndex.kind, LookupIndex.digest).where(
+                    LookupIndex.resource_type == "Patient",
+                    LookupIndex.fhir_id.in_(wanted[first : first + CHUNK]),
+                    LookupIndex.kind.in_(_CONTACT_KINDS),
+                )
+            )
+        )
+    found = set(wanted)
+    for kind in _CONTACT_KINDS:
+        mine = sorted(d for k, d in digests if k == kind)
+        for first in range(0, len(mine), CHUNK):
+            found.update(
+                session.scalars(
+                    select(LookupIndex.fhir_id).where(
+                        LookupIndex.kind == kind,  # (kind, digest) is the index
+                        LookupIndex.digest.in_(mine[first : first + CHUNK]),
+                        LookupIndex.resource_type == "Patient",
+                    )
+                )
+            )
+    return found
 
 
 def _bodies(

@@ -1,0 +1,156 @@
+"""The planner's incremental plan: which visits a run must plan (`reminder_marks`, I/O).
+
+Each planned visit keeps a mark: the start it was planned for and when to look at it again (its
+next touchpoint, `policy.next_look`). A run plans only
+- visits whose mark has come due;
+- when the replica changed since the last run (`replica_generations`): visits with no mark or
+  whose start moved (new bookings, reschedules), found by one join over the planning window,
+  and the visits listed together with a visit that went away (see `claims.release_gone`);
+- once a day, visits whose message was voided at send time (`claims.sweep_voided`);
+- everything again when the policy changed.
+A run that finds nothing changed and nothing due costs a few indexed lookups, not a plan of
+every visit of the next two weeks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Table, and_, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from clinicflow.automations.reminders.visits import UPCOMING
+from clinicflow.engine.upsert import NO_SYNC
+from clinicflow.store.bulk import bulk_insert_ignoring
+from clinicflow.store.messaging import ReminderMark, ReminderPlanState
+from clinicflow.store.replica import Appointment
+
+CHUNK = 500
+_MARKS: Table = ReminderMark.__table__  # type: ignore[assignment]
+# What the planner reads its change counter from: visits and the patients they are for.
+WATCHED_TYPES = ("Appointment", "Patient")
+
+
+@dataclass(frozen=True, slots=True)
+class PlanState:
+    """What the planner saw last: the replica's generation, the policy, the last sweep's day."""
+
+    generation: int | None = None
+    policy: str | None = None
+    swept_on: date | None = None
+
+
+def load_state(session: Session) -> PlanState:
+    """The state the last run left (empty on the first run)."""
+    values = dict(session.execute(select(ReminderPlanState.name, ReminderPlanState.value)).all())
+    generation = values.get("generation")
+    swept_on = values.get("swept_on")
+    return PlanState(
+        generation=int(generation) if generation is not None else None,
+        policy=values.get("policy"),
+        swept_on=date.fromisoformat(swept_on) if swept_on else None,
+    )
+
+
+def save_state(session: Session, state: PlanState) -> None:
+    """Keep what this run saw, for the next."""
+    values = {
+        "generation": "" if state.generation is None else str(state.generation),
+        "policy": state.policy or "",
+        "swept_on": state.swept_on.isoformat() if state.swept_on else "",
+    }
+    rows = [{"name": k, "value": v} for k, v in sorted(values.items())]
+    stmt = _insert(session, ReminderPlanState).values(rows)
+    session.execute(
+        stmt.on_conflict_do_update(index_elements=["name"], set_={"value": stmt.excluded.value})
+    )
+
+
+def unplanned(session: Session, start_after: datetime, start_before: datetime) -> set[str]:
+    """Upcoming visits in the window that have no mark, or a mark for another start."""
+    query = (
+        select(Appointment.fhir_id)
+        .outerjoin(ReminderMark, ReminderMark.appointment_id == Appointment.fhir_id)
+        .where(
+            Appointment.status.in_(UPCOMING),
+            Appointment.start_at > start_after,
+            Appointment.start_at <= start_before,
+            (ReminderMark.appointment_id.is_(None))
+            | (ReminderMark.start_at != Appointment.start_at),
+        )
+    )
+    return set(session.scalars(query))
+
+
+def gone(session: Session) -> dict[str, datetime]:
+    """Marked visits that are no longer upcoming at the start they were planned for (cancelled,
+    moved, removed), with that start."""
+    still = and_(
+        Appointment.fhir_id == ReminderMark.appointment_id,
+        Appointment.start_at == ReminderMark.start_at,
+        Appointment.status.in_(UPCOMING),
+    )
+    query = (
+        select(ReminderMark.appointment_id, ReminderMark.start_at)
+        .outerjoin(Appointment, still)
+        .where(Appointment.fhir_id.is_(None))
+    )
+    return {row.appointment_id: row.start_at for row in session.execute(query)}
+
+
+def due(session: Session, now: datetime) -> set[str]:
+    """Visits whose next touchpoint has come due."""
+    return set(
+        session.scalars(
+            select(ReminderMark.appointment_id).where(ReminderMark.next_check_at <= now)
+        )
+    )
+
+
+def save(session: Session, marks: Mapping[str, tuple[datetime, datetime | None]]) -> None:
+    """Mark each visit: the start it was planned for and when to look again."""
+    rows = [
+        {"appointment_id": appointment_id, "start_at": start, "next_check_at": next_check}
+        for appointment_id, (start, next_check) in sorted(marks.items())
+    ]
+    bulk_insert_ignoring(
+        session,
+        _MARKS,
+        rows,
+        conflict_on=["appointment_id"],
+        update=["start_at", "next_check_at"],
+    )
+
+
+def drop(session: Session, appointment_ids: Iterable[str]) -> None:
+    """Forget these visits' marks."""
+    wanted = sorted(set(appointment_ids))
+    for first in range(0, len(wanted), CHUNK):
+        session.execute(
+            delete(ReminderMark).where(
+                ReminderMark.appointment_id.in_(wanted[first : first + CHUNK])
+            ),
+            execution_options=NO_SYNC,
+        )
+
+
+def drop_passed(session: Session, start_before: datetime) -> None:
+    """Forget visits too near or past for any reminder."""
+    session.execute(
+        delete(ReminderMark).where(ReminderMark.start_at <= start_before),
+        execution_options=NO_SYNC,
+    )
+
+
+def drop_all(session: Session) -> None:
+    """Forget every mark: the next plan covers every upcoming visit."""
+    session.execute(delete(ReminderMark), execution_options=NO_SYNC)
+
+
+def _insert(session: Session, model: type[ReminderMark] | type[ReminderPlanState]) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
