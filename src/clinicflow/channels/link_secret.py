@@ -13,6 +13,7 @@ A link names ids only: the visits it answers and the contact's blind index
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -111,6 +112,7 @@ def read_unsubscribe_link(keyring: Keyring, token: str, *, now: datetime) -> str
     return digest
 
 
+@functools.lru_cache(maxsize=16)  # HKDF per link would cost more than signing it
 def _derive(key: bytes) -> bytes:
     # No salt: the input is already a uniformly random 256-bit key (RFC 5869 section 3.1).
     return HKDF(algorithm=SHA256(), length=LINK_SECRET_BYTES, salt=None, info=_HKDF_INFO).derive(

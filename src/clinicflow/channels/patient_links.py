@@ -8,6 +8,7 @@ read, so expiry can be tested and the web app answers from the same clock as eve
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
@@ -87,16 +88,24 @@ def contact_digest(secret: bytes, address: str) -> str:
 def _serializer(
     secret: bytes | Sequence[bytes], purpose: LinkPurpose, now: datetime
 ) -> URLSafeTimedSerializer:
-    keys = [secret] if isinstance(secret, bytes) else list(secret)
+    keys = (secret,) if isinstance(secret, bytes) else tuple(secret)
     if not keys or any(len(key) < MIN_SECRET_BYTES for key in keys):
         raise ValueError(f"a patient-link secret must be at least {MIN_SECRET_BYTES} bytes")
     if now.tzinfo is None:
         raise ValueError("patient links need an aware `now`")
+    return _serializer_at(keys, purpose, int(now.timestamp()))
+
+
+@functools.lru_cache(maxsize=32)
+def _serializer_at(
+    keys: tuple[bytes, ...], purpose: LinkPurpose, timestamp: int
+) -> URLSafeTimedSerializer:
+    # Kept per instant: a reminder run signs thousands of links at one `now`.
     # itsdangerous uses the last key to sign and tries all of them to verify: oldest first.
     return URLSafeTimedSerializer(
-        keys,
+        list(keys),
         salt=f"clinicflow.patient-link.{purpose.value}",
-        signer=_fixed_time_signer(int(now.timestamp())),
+        signer=_fixed_time_signer(timestamp),
     )
 
 

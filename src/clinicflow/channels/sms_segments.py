@@ -39,9 +39,12 @@ class SegmentCount:
 
 def count_segments(text: str) -> SegmentCount:
     """The segments `text` takes as one SMS."""
-    non_gsm = "".join(sorted({c for c in text if c not in GSM_BASIC and c not in GSM_EXTENSION}))
+    # By distinct character, not character by character: reminders are rendered by the
+    # thousand and a text repeats few characters.
+    used = set(text)
+    non_gsm = "".join(sorted(c for c in used if c not in GSM_BASIC and c not in GSM_EXTENSION))
     if not non_gsm:
-        units = sum(2 if c in GSM_EXTENSION else 1 for c in text)
+        units = len(text) + sum(text.count(c) for c in used if c in GSM_EXTENSION)
         return SegmentCount(Encoding.GSM7, units, _segments(units, single=160, split=153))
     units = sum(2 if ord(c) > 0xFFFF else 1 for c in text)
     return SegmentCount(Encoding.UCS2, units, _segments(units, single=70, split=67), non_gsm)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -121,6 +121,9 @@ class VisitView:
     first_name: str | None
 
 
+_PLAIN: dict[type, frozenset[str]] = {VisitView: frozenset(f.name for f in fields(VisitView))}
+
+
 class Templates:
     """A loaded and checked set of templates, by (kind, language)."""
 
@@ -137,7 +140,7 @@ class Templates:
         if override_path is not None and override_path.exists():
             text = override_path.read_text(encoding="utf-8")
             sources |= read_templates(str(override_path), text, problems)
-        compiled = compile_templates(sources, PLACEHOLDERS, problems)
+        compiled = compile_templates(sources, PLACEHOLDERS, problems, plain=_PLAIN)
         templates = cls(compiled)
         problems += templates._sample_problems()
         if problems:

@@ -148,15 +148,15 @@ def sharing_contacts(session: Session, patient_ids: Collection[str]) -> set[str]
     for kind in _CONTACT_KINDS:
         mine = sorted(d for k, d in digests if k == kind)
         for first in range(0, len(mine), CHUNK):
-            found.update(
-                session.scalars(
-                    select(LookupIndex.fhir_id).where(
-                        LookupIndex.kind == kind,  # (kind, digest) is the index
-                        LookupIndex.digest.in_(mine[first : first + CHUNK]),
-                        LookupIndex.resource_type == "Patient",
-                    )
+            # Filtered on the type here, not in SQL: given `resource_type = 'Patient'`, SQLite
+            # without statistics walks every patient's lookups instead of (kind, digest).
+            rows = session.execute(
+                select(LookupIndex.resource_type, LookupIndex.fhir_id).where(
+                    LookupIndex.kind == kind,
+                    LookupIndex.digest.in_(mine[first : first + CHUNK]),
                 )
             )
+            found.update(row.fhir_id for row in rows if row.resource_type == "Patient")
     return found
 
 
