@@ -7,8 +7,8 @@ postgres), dropped at the end. For SQLite (the embedded default) and for Postgre
    2026-11-23) and syncs it with `clinicflow db upgrade` + `clinicflow sync folder` (not timed);
 2. in a fresh process, steps a FakeClock through the next 7 days an hour at a time, and at each
    step does what a worker does: `tick` (the cron run of appointment-reminders, reconciliation,
-   effects deferred earlier), `execute_run` (plan every upcoming visit, claim the due touchpoints,
-   record one `message.send` effect per message) and the effects through `engine.batch` (one
+   effects deferred earlier), `execute_run` (plan the visits that came due or changed, claim the due
+   touchpoints, record one `message.send` effect per message) and the effects through `engine.batch` (one
    commit per step for the batch; the send-time checks and the sandbox outbox per message).
    Everything in the loop is timed; nothing else is.
 
@@ -16,8 +16,8 @@ Why a week at hourly steps: it sends exactly what a week of cron runs would (e-m
 before, SMS 2 days before, SMS 2 hours before for same-day bookings, catch-ups on the first day,
 families folded into one message), through the real planner, claims and effect path. An hour is
 the coarsest step that misses no touchpoint (the policy's ON_TIME is one hour); the real cron runs
-every 5 minutes, so the fixed cost of a run (it re-plans every visit of the next 14 days each time)
-weighs 12x more in production than here. `idle_run_s` shows that cost alone.
+every 5 minutes, so the fixed cost of a run weighs 12x more in production than here.
+`idle_run_s` shows that cost alone.
 
 The synthetic practice books ~630 visits a weekday (34 clinicians, a realistic panel), which makes
 ~7,000 reminders a week; the issue asks for >= 20,000. So each future visit of the next three weeks

@@ -119,17 +119,19 @@ instants = st.datetimes(
 closures = st.frozensets(
     st.dates(min_value=date(2026, 1, 1), max_value=date(2028, 1, 31)), max_size=40
 )
+# A visit some time ahead, booked some time before, in two zones, with some closure days.
+visit_cases = {
+    "now": instants,
+    "ahead": st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=20)),
+    "booked_before": st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=60)),
+    "practice_zone": st.sampled_from(ZONES),
+    "patient_zone": st.sampled_from(ZONES),
+    "closed": closures,
+}
 
 
 @settings(max_examples=400, deadline=None)
-@given(
-    now=instants,
-    ahead=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=20)),
-    booked_before=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=60)),
-    practice_zone=st.sampled_from(ZONES),
-    patient_zone=st.sampled_from(ZONES),
-    closed=closures,
-)
+@given(**visit_cases)
 def test_every_plan_keeps_the_rules(now, ahead, booked_before, practice_zone, patient_zone, closed):
     start = now + ahead
     visit = Visit("a1", start, booked_at=min(now, start) - booked_before)
@@ -165,15 +167,7 @@ def test_next_allowed_is_the_first_allowed_moment_at_or_after(at, zone, opens, h
 
 
 @settings(max_examples=400, deadline=None)
-@given(
-    now=instants,
-    ahead=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=20)),
-    booked_before=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=60)),
-    practice_zone=st.sampled_from(ZONES),
-    patient_zone=st.sampled_from(ZONES),
-    closed=closures,
-    fraction=st.floats(min_value=0.0, max_value=0.999),
-)
+@given(**visit_cases, fraction=st.floats(min_value=0.0, max_value=0.999))
 def test_nothing_new_falls_due_before_the_next_look(
     now, ahead, booked_before, practice_zone, patient_zone, closed, fraction
 ):
