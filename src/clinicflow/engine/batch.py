@@ -17,10 +17,11 @@ promises, a step at a time for up to `EnginePolicy.batch_size` effects:
    commit, so their done marks wait and are written together at the end, in one transaction. A
    crash before that leaves them in flight: the reconciler asks each handler whether it arrived
    (the sandbox and Twilio can tell), so nothing is sent twice and nothing is lost.
-Failures (deferred, voided, retryable, failed, outcome unknown) are settled per effect, exactly
-as `execute_effect` settles them, by one function for single calls and chunks alike (`_settle`);
-deferrals and voids of one chunk share a transaction. When `execute_many` itself raises, nobody
-knows which of its effects went out, so each is marked unknown and its handler asked `reconcile`.
+Failures (deferred, voided, retryable, failed, outcome unknown) are settled per effect by the
+function `execute_effect` uses too (`execution.settle_failures`), for single calls and chunks
+alike; deferrals and voids of one chunk share a transaction. When `execute_many` itself
+raises, nobody knows which of its effects went out, so each is marked unknown and its handler
+asked `reconcile`.
 
 Every effect in flight shares one lease, so a slow provider (a long code sends 1 text/s) must not
 outlive it: once half the lease has passed (checked before each call or chunk), the effects not
@@ -39,23 +40,21 @@ from datetime import datetime, timedelta
 from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from clinicflow.engine.effects import defer, mark_done, mark_unknown, mark_voided
+from clinicflow.engine.effects import mark_done
 from clinicflow.engine.execution import (
     Execution,
-    _after_error,  # one copy of the retry-or-fail policy for single and batched effects
     _fail,
     effect_call,
-    settle_unknown,
+    log_extra,
+    settle_failures,
 )
 from clinicflow.engine.handlers import (
     CALL_EXECUTE,
     BatchEffectHandler,
     Batching,
-    DeferredError,
     EffectCall,
     EffectHandler,
     OutcomeUnknownError,
-    VoidedError,
     can_execute_many,
 )
 from clinicflow.engine.runtime import EngineRuntime, lease_token
@@ -292,14 +291,14 @@ def _call(
         # The handler wrote through our session: those writes commit with its done, now.
         if not mark_done(session, call.effect_id, owner=owner, now=rt.clock.now(), result=result):
             session.rollback()
-            logger.warning("effect lease lost before done", extra=_extra(call))
+            logger.warning("effect lease lost before done", extra=log_extra(call))
             return Execution(call.effect_id, None)
         session.commit()
         return Execution(call.effect_id, EffectState.DONE)
-    # The per-effect boundary: one bad send must not stop the batch (`_settle` logs it).
+    # The per-effect boundary: one bad send must not stop the batch (`settle_failures` logs it).
     except Exception as exc:  # noqa: BLE001 - logged with its traceback by _settle
         session.rollback()
-        return _settle(rt, handler, owner, [(call, exc)])[call.effect_id]
+        return settle_failures(rt, handler, owner, [(call, exc)])[call.effect_id]
     finally:
         session.close()
 
@@ -335,60 +334,7 @@ def _call_many(
             failures.append((call, outcome))
         else:
             results[call.effect_id] = _Sent(call.effect_id, dict(outcome or {}))
-    return {**results, **_settle(rt, handler, owner, failures)}
-
-
-def _settle(
-    rt: EngineRuntime,
-    handler: EffectHandler,
-    owner: str,
-    failures: Sequence[tuple[EffectCall, BaseException]],
-) -> dict[EffectId, Execution]:
-    """Settle calls that did not return, each as `execute_effect` would: deferred and voided ones
-    in one transaction, a ClinicflowError by the retry policy, anything else as outcome unknown
-    (then `reconcile` is asked whether it went out)."""
-    settled: dict[EffectId, Execution] = {}
-    held = [(c, e) for c, e in failures if isinstance(e, DeferredError | VoidedError)]
-    if held:
-        with rt.db.transaction() as tx:
-            for call, why in held:
-                settled[call.effect_id] = _hold(tx, call, why, owner, rt.clock.now())
-    unknown: list[EffectId] = []
-    for call, exc in failures:
-        if isinstance(exc, DeferredError | VoidedError):
-            continue
-        if isinstance(exc, OutcomeUnknownError):
-            logger.warning("effect outcome unknown", extra=_extra(call))
-        elif isinstance(exc, ClinicflowError):
-            settled[call.effect_id] = _after_error(rt, call, handler, owner, exc)
-            continue
-        else:
-            logger.error("effect handler crashed", exc_info=exc, extra=_extra(call))
-        unknown.append(call.effect_id)
-    if unknown:
-        with rt.db.transaction() as tx:
-            for effect_id in unknown:
-                mark_unknown(tx, effect_id, owner=owner, now=rt.clock.now())
-        settled.update((i, settle_unknown(rt, i)) for i in unknown)
-    return settled
-
-
-def _hold(
-    tx: Session,
-    call: EffectCall,
-    exc: DeferredError | VoidedError,
-    owner: str,
-    now: datetime,
-) -> Execution:
-    if isinstance(exc, DeferredError):
-        defer(tx, call.effect_id, owner=owner, now=now, until=exc.until, reason=exc.message)
-        return Execution(call.effect_id, EffectState.PENDING, exc.until)
-    mark_voided(tx, call.effect_id, owner=owner, now=now, reason=exc.message)
-    return Execution(call.effect_id, EffectState.VOIDED)
-
-
-def _extra(call: EffectCall) -> dict[str, object]:
-    return {"effect_id": call.effect_id, "run_id": call.run_id, "kind": call.kind}
+    return {**results, **settle_failures(rt, handler, owner, failures)}
 
 
 def _mark_sent_done(

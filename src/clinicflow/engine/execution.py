@@ -6,8 +6,11 @@ This is the one place in the engine whose function commits step by step; see `ex
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
 
 from clinicflow.engine.effects import (
     claim_effect,
@@ -101,49 +104,76 @@ def _prepare(rt: EngineRuntime, row: Effect) -> tuple[EffectHandler, EffectCall]
 def _call_and_finish(
     rt: EngineRuntime, handler: EffectHandler, call: EffectCall, owner: str
 ) -> Execution:
-    extra = {"effect_id": call.effect_id, "run_id": call.run_id, "kind": call.kind}
     session = rt.db.sessions()
     try:
         result = handler.execute(call, rt.handler_env(session))
         if not mark_done(session, call.effect_id, owner=owner, now=rt.clock.now(), result=result):
             session.rollback()
-            logger.warning("effect lease lost before done", extra=extra)
+            logger.warning("effect lease lost before done", extra=log_extra(call))
             return Execution(call.effect_id, None)
         session.commit()
         return Execution(call.effect_id, EffectState.DONE)
-    except DeferredError as exc:
+    except Exception as exc:  # noqa: BLE001 - settled (and logged with its traceback) below
         session.rollback()
-        with rt.db.transaction() as tx:
-            defer(
-                tx,
-                call.effect_id,
-                owner=owner,
-                now=rt.clock.now(),
-                until=exc.until,
-                reason=exc.message,
-            )
-        logger.info("effect deferred", extra={**extra, "until": exc.until.isoformat()})
-        return Execution(call.effect_id, EffectState.PENDING, exc.until)
-    except VoidedError as exc:
-        session.rollback()
-        with rt.db.transaction() as tx:
-            mark_voided(tx, call.effect_id, owner=owner, now=rt.clock.now(), reason=exc.message)
-        logger.info("effect voided by its handler", extra={**extra, "why": exc.message})
-        return Execution(call.effect_id, EffectState.VOIDED)
-    except OutcomeUnknownError:
-        session.rollback()
-        logger.warning("effect outcome unknown", extra=extra)
-    except ClinicflowError as exc:
-        session.rollback()
-        return _after_error(rt, call, handler, owner, exc)
-    except Exception:
-        session.rollback()
-        logger.exception("effect handler crashed", extra=extra)
+        return settle_failures(rt, handler, owner, [(call, exc)])[call.effect_id]
     finally:
         session.close()
-    with rt.db.transaction() as session:
-        mark_unknown(session, call.effect_id, owner=owner, now=rt.clock.now())
-    return settle_unknown(rt, call.effect_id)
+
+
+def settle_failures(
+    rt: EngineRuntime,
+    handler: EffectHandler,
+    owner: str,
+    failures: Sequence[tuple[EffectCall, BaseException]],
+) -> dict[EffectId, Execution]:
+    """Settle handler calls that did not return, for `execute_effect` and batches alike:
+    deferred and voided ones in one transaction, a ClinicflowError by the retry policy, anything
+    else as outcome unknown (then `reconcile` is asked whether it went out)."""
+    settled: dict[EffectId, Execution] = {}
+    held = [(c, e) for c, e in failures if isinstance(e, DeferredError | VoidedError)]
+    if held:
+        with rt.db.transaction() as tx:
+            for call, why in held:
+                settled[call.effect_id] = _hold(tx, call, why, owner, rt.clock.now())
+    unknown: list[EffectId] = []
+    for call, exc in failures:
+        if isinstance(exc, DeferredError | VoidedError):
+            continue
+        if isinstance(exc, OutcomeUnknownError):
+            logger.warning("effect outcome unknown", extra=log_extra(call))
+        elif isinstance(exc, ClinicflowError):
+            settled[call.effect_id] = _after_error(rt, call, handler, owner, exc)
+            continue
+        else:
+            logger.error("effect handler crashed", exc_info=exc, extra=log_extra(call))
+        unknown.append(call.effect_id)
+    if unknown:
+        with rt.db.transaction() as tx:
+            for effect_id in unknown:
+                mark_unknown(tx, effect_id, owner=owner, now=rt.clock.now())
+        settled.update((i, settle_unknown(rt, i)) for i in unknown)
+    return settled
+
+
+def _hold(
+    tx: Session,
+    call: EffectCall,
+    exc: DeferredError | VoidedError,
+    owner: str,
+    now: datetime,
+) -> Execution:
+    if isinstance(exc, DeferredError):
+        defer(tx, call.effect_id, owner=owner, now=now, until=exc.until, reason=exc.message)
+        logger.info("effect deferred", extra={**log_extra(call), "until": exc.until.isoformat()})
+        return Execution(call.effect_id, EffectState.PENDING, exc.until)
+    mark_voided(tx, call.effect_id, owner=owner, now=now, reason=exc.message)
+    logger.info("effect voided by its handler", extra={**log_extra(call), "why": exc.message})
+    return Execution(call.effect_id, EffectState.VOIDED)
+
+
+def log_extra(call: EffectCall) -> dict[str, object]:
+    """The ids a log line about this effect carries."""
+    return {"effect_id": call.effect_id, "run_id": call.run_id, "kind": call.kind}
 
 
 def _after_error(

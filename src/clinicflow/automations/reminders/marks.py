@@ -17,10 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import Table, and_, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from clinicflow.automations.reminders.visits import UPCOMING
@@ -31,6 +29,7 @@ from clinicflow.store.replica import Appointment
 
 CHUNK = 500
 _MARKS: Table = ReminderMark.__table__  # type: ignore[assignment]
+_STATE: Table = ReminderPlanState.__table__  # type: ignore[assignment]
 # What the planner reads its change counter from: visits and the patients they are for.
 WATCHED_TYPES = ("Appointment", "Patient")
 
@@ -64,10 +63,7 @@ def save_state(session: Session, state: PlanState) -> None:
         "swept_on": state.swept_on.isoformat() if state.swept_on else "",
     }
     rows = [{"name": k, "value": v} for k, v in sorted(values.items())]
-    stmt = _insert(session, ReminderPlanState).values(rows)
-    session.execute(
-        stmt.on_conflict_do_update(index_elements=["name"], set_={"value": stmt.excluded.value})
-    )
+    bulk_insert_ignoring(session, _STATE, rows, conflict_on=["name"], update=["value"])
 
 
 def unplanned(session: Session, start_after: datetime, start_before: datetime) -> set[str]:
@@ -149,8 +145,3 @@ def drop_passed(session: Session, start_before: datetime) -> None:
 def drop_all(session: Session) -> None:
     """Forget every mark: the next plan covers every upcoming visit."""
     session.execute(delete(ReminderMark), execution_options=NO_SYNC)
-
-
-def _insert(session: Session, model: type[ReminderMark] | type[ReminderPlanState]) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
