@@ -7,9 +7,10 @@ postgres), dropped at the end. For SQLite (the embedded default) and for Postgre
    2026-11-23) and syncs it with `clinicflow db upgrade` + `clinicflow sync folder` (not timed);
 2. in a fresh process, steps a FakeClock through the next 7 days an hour at a time, and at each
    step does what a worker does: `tick` (the cron run of appointment-reminders, reconciliation,
-   effects deferred earlier), `execute_run` (plan the visits that came due or changed, claim the due
-   touchpoints, record one `message.send` effect per message) and the effects through `engine.batch` (one
-   commit per step for the batch; the send-time checks and the sandbox outbox per message).
+   effects deferred earlier), `execute_run` (plan the visits that came due or changed, claim the
+   due touchpoints, record one `message.send` effect per message) and the effects through
+   `engine.batch` (one commit per step for the batch; the send-time checks and the sandbox outbox
+   in a few statements per batch).
    Everything in the loop is timed; nothing else is.
 
 Why a week at hourly steps: it sends exactly what a week of cron runs would (e-mail 7 days
