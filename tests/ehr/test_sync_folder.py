@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from clinicflow.ehr import body_aad, sync_folder
+from clinicflow.ehr import body_aad, open_body, sync_folder
 from clinicflow.security.audit_verify import verify_chain
 from clinicflow.store.audit import audit_log
 from clinicflow.store.engine import Event
@@ -93,7 +93,7 @@ def test_bodies_decrypt_only_on_their_own_row(db, cipher, clock):
             .scalars()
             .first()
         )
-        body = json.loads(cipher.decrypt(row.body, body_aad("Patient", row.fhir_id)))
+        body = open_body(cipher, row.body, "Patient", row.fhir_id)
     assert body["id"] == row.fhir_id
     with pytest.raises(Exception, match="integrity"):
         cipher.decrypt(row.body, body_aad("Patient", "someone-else"))

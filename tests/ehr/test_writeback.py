@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from clinicflow.ehr import body_aad, sync_folder
+from clinicflow.ehr import open_body, sync_folder
 from clinicflow.ehr.writeback import (
     EHR_WRITE_BACK,
     Change,
@@ -105,7 +105,7 @@ def test_without_an_ehr_a_write_back_changes_the_replica_and_is_marked_local(db,
     with db.transaction() as s:
         row = s.execute(select(FhirResource).where(FhirResource.fhir_id == "a1")).scalar_one()
         assert (row.source, row.local_change) == ("local", True)
-        body = json.loads(cipher.decrypt(row.body, body_aad("Appointment", "a1")))
+        body = open_body(cipher, row.body, "Appointment", "a1")
         assert body["status"] == "cancelled"
         assert s.execute(select(Appointment.status)).scalar_one() == "cancelled"
         events = s.execute(select(Event.type).order_by(Event.id)).scalars().all()

@@ -10,30 +10,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from clinicflow.clock import Clock
 from clinicflow.ehr.late_references import count_pending_references, resolve_pending_references
-from clinicflow.ehr.replica_writer import (
-    BatchResult,
-    PreparedResource,
-    is_newer,
-    prepare_resource,
-    write_resources,
-)
-from clinicflow.ehr.validate import check_resource
-from clinicflow.errors import InputError
+from clinicflow.ehr.prepare import BatchBuilder, PreparedResource, Rejection
+from clinicflow.ehr.replica_writer import BatchResult, write_resources
 from clinicflow.security.audit import Actor
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store import Database
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A resource the replica did not take, and why."""
-
-    where: str
-    reason: str
 
 
 @dataclass
@@ -84,38 +68,6 @@ class IngestReport:
 DEFAULT_BATCH_SIZE = 5000
 
 
-class BatchBuilder:
-    """Checks and prepares resources into batches, keeping the newest copy of each within one."""
-
-    def __init__(self, cipher: PhiCipher, batch_size: int) -> None:
-        self.cipher = cipher
-        self.batch_size = batch_size
-        self.rejected: list[Rejection] = []
-        self._batch: dict[tuple[str, str], PreparedResource] = {}
-
-    def add(self, resource: Any, where: str) -> list[PreparedResource] | None:
-        """Prepare one resource; returns a full batch when one is ready, else None."""
-        try:
-            item = prepare_resource(check_resource(resource), self.cipher)
-        except InputError as exc:
-            self.reject(where, str(exc) if not exc.where else exc.message)
-            return None
-        key = (item.resource_type, item.fhir_id)
-        held = self._batch.get(key)
-        if held is None or is_newer(item, held.content_hash, held.last_updated):
-            self._batch[key] = item
-        return self.take() if len(self._batch) >= self.batch_size else None
-
-    def reject(self, where: str, reason: str) -> None:
-        """Record a resource that was not taken (bad JSON, a failed check, an unreadable file)."""
-        self.rejected.append(Rejection(where, reason))
-
-    def take(self) -> list[PreparedResource]:
-        """The batch built so far (possibly empty); the builder starts a new one."""
-        batch, self._batch = list(self._batch.values()), {}
-        return batch
-
-
 class Ingestor:
     """Writes prepared batches, each in one transaction, and keeps the running report.
 
@@ -146,7 +98,6 @@ class Ingestor:
         with self.db.transaction() as session:
             result = write_resources(
                 session,
-                self.cipher,
                 batch,
                 now=self.clock.now(),
                 source=self.source,

@@ -18,7 +18,8 @@ from enum import StrEnum
 from typing import Any
 
 from clinicflow.ehr.fhir_client import FhirClient, Versioned, client_from_settings
-from clinicflow.ehr.replica_writer import prepare_resource, write_resources
+from clinicflow.ehr.prepare import prepare_resource
+from clinicflow.ehr.replica_writer import write_resources
 from clinicflow.engine import HandlerEnv, OutcomeUnknownError
 from clinicflow.errors import EhrConflictError, EhrError
 from clinicflow.security.audit import Actor
@@ -134,7 +135,6 @@ def store_returned(env: HandlerEnv, resource: Mapping[str, Any], automation: str
     """Put the EHR's answer in the replica at once (events fire now, not at the next sync)."""
     result = write_resources(
         env.session,
-        env.cipher,
         [prepare_resource(resource, env.cipher)],
         now=env.clock.now(),
         source="fhir",

@@ -10,26 +10,21 @@ Used by folder and FHIR sync (source folder / fhir / bulk) and by local write-ba
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import orjson
 from sqlalchemy import Table, bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from clinicflow.ehr.changes import APPOINTMENT_REMOVED, event_payload, events_for
-from clinicflow.ehr.extract import Extracted, extract, last_updated_of, version_of
 from clinicflow.ehr.merges import load_merges, rename_stored_rows
+from clinicflow.ehr.prepare import PreparedResource, is_newer
 from clinicflow.engine.effects import void_pending
 from clinicflow.engine.events import NewEvent, record_events
-from clinicflow.errors import InputError
 from clinicflow.security.audit import Actor, record_access
-from clinicflow.security.phi import PhiCipher
 from clinicflow.store.base import stored_instant
 from clinicflow.store.bulk import bulk_insert
 from clinicflow.store.generations import bump_generations
@@ -58,47 +53,6 @@ def lock_replica(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REPLICA_LOCK_KEY})
 
 
-def body_aad(resource_type: str, fhir_id: str) -> bytes:
-    """The associated data binding an encrypted body to its row."""
-    return f"{resource_type}/{fhir_id}".encode()
-
-
-@dataclass(slots=True)
-class PreparedResource:
-    """A checked resource with everything the replica stores about it, ready to write."""
-
-    resource_type: str
-    fhir_id: str
-    body: bytes  # the canonical JSON, already encrypted and bound to Type/id
-    content_hash: str
-    last_updated: datetime | None
-    version_id: str | None
-    extracted: Extracted
-
-
-def prepare_resource(resource: Mapping[str, Any], cipher: PhiCipher) -> PreparedResource:
-    """Extract, serialise canonically, hash and encrypt one resource (already checked)."""
-    rtype, rid = resource["resourceType"], resource["id"]
-    try:
-        extracted = extract(resource)
-        last_updated = last_updated_of(resource)
-    except InputError as exc:
-        raise InputError(f"{rtype}/{rid}: {exc.message}") from exc
-    canonical = orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
-    digest = hmac.new(cipher.ring.index_key, canonical, hashlib.sha256).hexdigest()[:32]
-    body = cipher.encrypt(canonical, body_aad(rtype, rid))
-    return PreparedResource(rtype, rid, body, digest, last_updated, version_of(resource), extracted)
-
-
-def is_newer(incoming: PreparedResource, stored_hash: str, stored_updated: datetime | None) -> bool:
-    """Whether `incoming` should replace what is stored (see module docstring)."""
-    both = incoming.last_updated is not None and stored_updated is not None
-    if both and incoming.last_updated != stored_updated:
-        return incoming.last_updated > stored_updated  # type: ignore[operator]
-    # No timestamps, or the same one (servers that stamp to the second): the content decides.
-    return incoming.content_hash != stored_hash
-
-
 @dataclass
 class BatchResult:
     """What one batch wrote."""
@@ -112,7 +66,6 @@ class BatchResult:
 
 def write_resources(
     session: Session,
-    cipher: PhiCipher,
     items: list[PreparedResource],
     *,
     now: datetime,
@@ -137,10 +90,10 @@ def write_resources(
         return result
     written = new_items + changed
     merges = load_merges(session, _merges_carried(written))
-    rows = [merges.named_row(i.resource_type, i.extracted.row) for i in written]
+    rows = [merges.named_row(i.resource_type, i.row) for i in written]
     _write_bodies(session, new_items, changed, now=now, source=source, base_hashes=plan.base_hashes)
     bump_generations(session, {i.resource_type for i in written})
-    _replace_derived_rows(session, cipher, written, rows, changed)
+    _replace_derived_rows(session, written, rows, changed)
     rename_stored_rows(session, merges)
     result.events = _record_events(session, written, rows, old_rows, now)
     result.created, result.updated = len(new_items), len(changed)
@@ -196,15 +149,15 @@ def _plan_batch(
 def _merges_carried(items: Iterable[PreparedResource]) -> dict[str, str | None]:
     """The `replaced_by` of each Patient being written: the batch's word on who merged where."""
     return {
-        i.fhir_id: i.extracted.row.get("replaced_by")
+        i.fhir_id: i.row.get("replaced_by")
         for i in items
-        if i.resource_type == "Patient" and i.extracted.row is not None
+        if i.resource_type == "Patient" and i.row is not None
     }
 
 
 def _patients_named(items: Iterable[PreparedResource]) -> list[str]:
     """The patients whose data a batch touched: what the audit log is searched by."""
-    ids = {i.extracted.patient_id for i in items if i.extracted.patient_id}
+    ids = {i.patient_id for i in items if i.patient_id}
     return sorted(f"Patient/{pid}" for pid in ids if not pid.startswith("#"))
 
 
@@ -225,7 +178,7 @@ def _write_bodies(
             "last_updated": i.last_updated,
             "content_hash": i.content_hash,
             "body": i.body,
-            "patient_id": i.extracted.patient_id,
+            "patient_id": i.patient_id,
             "source": source,
             "local_change": source == "local",
             "base_hash": base_hashes.get((i.resource_type, i.fhir_id)),
@@ -326,7 +279,6 @@ def _old_typed_rows(
 
 def _replace_derived_rows(
     session: Session,
-    cipher: PhiCipher,
     items: list[PreparedResource],
     rows: list[dict[str, Any] | None],
     changed: list[PreparedResource],
@@ -347,26 +299,25 @@ def _replace_derived_rows(
     lookups: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
     for item, row in zip(items, rows, strict=True):
-        ex = item.extracted
         if row is not None:
             typed[item.resource_type].append(row)
-        for kind, value in ex.lookups:
+        for kind, digest in item.lookups:
             lookups.append(
                 {
                     "kind": kind,
-                    "digest": cipher.blind_index(kind, value),
+                    "digest": digest,
                     "resource_type": item.resource_type,
                     "fhir_id": item.fhir_id,
                 }
             )
-        for column, ref in ex.pending:
+        for column, target_type, digest in item.pending:
             pending.append(
                 {
                     "resource_type": item.resource_type,
                     "fhir_id": item.fhir_id,
                     "column": column,
-                    "target_type": ref.resource_type,
-                    "digest": cipher.blind_index("identifier", ref.lookup_value),
+                    "target_type": target_type,
+                    "digest": digest,
                 }
             )
     for rtype, type_rows in typed.items():

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from clinicflow.clock import Clock
 from clinicflow.ehr.folder import SourceItem, data_files, read_folder
-from clinicflow.ehr.ingest import DEFAULT_BATCH_SIZE, BatchBuilder, Ingestor, IngestReport
+from clinicflow.ehr.ingest import DEFAULT_BATCH_SIZE, Ingestor, IngestReport
+from clinicflow.ehr.prepare import BatchBuilder
 from clinicflow.security.audit import Actor
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store import Database

@@ -9,7 +9,6 @@ nobody mistakes it for something the EHR has accepted. The change itself is a pu
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,15 +20,13 @@ from sqlalchemy.orm import Session
 
 from clinicflow.ehr import remote_writeback as remote
 from clinicflow.ehr.late_references import resolve_pending_references
-from clinicflow.ehr.replica_writer import (
-    body_aad,
-    prepare_resource,
-    write_resources,
-)
+from clinicflow.ehr.prepare import prepare_resource
+from clinicflow.ehr.replica_writer import write_resources
 from clinicflow.ehr.validate import check_resource
 from clinicflow.engine import Delivery, EffectCall, HandlerEnv, register_effect_handler
 from clinicflow.errors import EhrError, InputError
 from clinicflow.security.audit import Actor
+from clinicflow.store.bodies import open_body
 from clinicflow.store.replica import FhirResource
 
 EHR_WRITE_BACK = "ehr.write_back"
@@ -214,7 +211,6 @@ def _execute_local(call: EffectCall, env: HandlerEnv, change: WriteBack) -> Mapp
     updated = apply_change(current, change, now)
     result = write_resources(
         env.session,
-        env.cipher,
         [prepare_resource(updated, env.cipher)],
         now=now,
         source="local",
@@ -236,7 +232,7 @@ def load_resource(env: HandlerEnv, resource_type: str, fhir_id: str) -> dict[str
     ).scalar_one_or_none()
     if body is None:
         return None
-    loaded: dict[str, Any] = json.loads(env.cipher.decrypt(body, body_aad(resource_type, fhir_id)))
+    loaded: dict[str, Any] = open_body(env.cipher, body, resource_type, fhir_id)
     return loaded
 
 

@@ -29,6 +29,7 @@ from clinicflow.store.audit import (
     canonical_json,
     compute_row_hash,
 )
+from clinicflow.store.bulk import bulk_insert
 
 __all__ = [
     "ANCHOR_DIR_NAME",
@@ -52,7 +53,6 @@ DETAIL_MAX_BYTES = 4096
 # Built once: building a statement per call costs more than executing it (cache-key generation).
 _HEAD = select(audit_log.c.seq, audit_log.c.row_hash).order_by(audit_log.c.seq.desc()).limit(1)
 _INSERT_ROW = insert(audit_log)
-_INSERT_REFS = insert(audit_resource)
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 _REF = re.compile(r"[A-Z][A-Za-z0-9]{0,63}/[A-Za-z0-9\-.:_]{1,128}")
@@ -196,8 +196,8 @@ def record_access(
     conn.execute(_INSERT_ROW, row)
     indexed = refs if index is None else _checked_refs(index)
     if indexed:
-        # One executemany (multi-row VALUES on PostgreSQL), no ORM objects.
-        conn.execute(_INSERT_REFS, [{"ref": ref, "seq": seq} for ref in indexed])
+        # One executemany through the driver: a sync batch indexes thousands of patients.
+        bulk_insert(session, audit_resource, [{"ref": ref, "seq": seq} for ref in indexed])
     return seq
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable
 from datetime import datetime
 
@@ -10,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clinicflow.security.phi import PhiCipher
+from clinicflow.store.bodies import open_body
 from clinicflow.store.replica import Appointment, FhirResource, Schedule, Slot
 
 # Statuses that hold a place on a provider's calendar (FHIR R4 AppointmentStatus).
@@ -62,7 +62,7 @@ def practitioner_names(session: Session, cipher: PhiCipher, ids: Iterable[str]) 
     )
     names: dict[str, str] = {}
     for fhir_id, body in rows:
-        resource = json.loads(cipher.decrypt(body, f"Practitioner/{fhir_id}".encode()))
+        resource = open_body(cipher, body, "Practitioner", fhir_id)
         names[fhir_id] = display_name(resource) or f"Practitioner/{fhir_id}"
     return names
 

@@ -11,7 +11,6 @@ holds the link, and a shared computer's back button must not show it again.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +35,7 @@ from clinicflow.engine.payloads import MessageChannel
 from clinicflow.errors import InputError
 from clinicflow.security.audit import Actor, record_access
 from clinicflow.security.phi import Keyring, PhiCipher, keyring_from_settings
+from clinicflow.store.bodies import open_body
 from clinicflow.store.replica import Appointment, FhirResource
 from clinicflow.store.schedule_queries import practitioner_names
 from clinicflow.web.health import State
@@ -307,7 +307,7 @@ def _location_names(session: Session, cipher: PhiCipher, ids: Iterable[str]) -> 
     )
     names: dict[str, str] = {}
     for fhir_id, body in rows:
-        resource = json.loads(cipher.decrypt(body, f"Location/{fhir_id}".encode()))
+        resource = open_body(cipher, body, "Location", fhir_id)
         if isinstance(name := resource.get("name"), str) and name:
             names[fhir_id] = name
     return names

@@ -6,7 +6,6 @@ times, statuses, time zones and languages. Reading them is a PHI read the caller
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from clinicflow.automations.reminders.policy import Visit
 from clinicflow.security.phi import PhiCipher
+from clinicflow.store.bodies import open_body
 from clinicflow.store.replica import (
     Appointment,
     FhirResource,
@@ -172,7 +172,7 @@ def _bodies(
             )
         )
         for fhir_id, body in rows:
-            yield fhir_id, json.loads(cipher.decrypt(body, f"{resource_type}/{fhir_id}".encode()))
+            yield fhir_id, open_body(cipher, body, resource_type, fhir_id)
 
 
 def contacts(session: Session, cipher: PhiCipher, patient_ids: Iterable[str]) -> dict[str, Contact]:
