@@ -253,7 +253,6 @@ def test_every_appointment_says_when_it_was_booked_and_who_takes_part(
         else:
             assert _at(a["created"]) < _at(a["start"])
         assert a["participant"][0]["actor"]["reference"].startswith("Patient/")
-        assert a["participant"][0]["status"] == "accepted"
         assert a["serviceType"]
         coding = a["appointmentType"]["coding"][0]
         assert coding["system"] == "http://terminology.hl7.org/CodeSystem/v2-0276"
@@ -263,6 +262,23 @@ def test_every_appointment_says_when_it_was_booked_and_who_takes_part(
             assert _actor(a, "Practitioner")
             assert _actor(a, "Location")
     assert set(kinds) == {"ROUTINE", "FOLLOWUP", "CHECKUP", "WALKIN"}
+
+
+def test_past_visits_were_accepted_and_most_upcoming_ones_wait_for_a_confirmation(
+    practice: dict[str, list[Resource]],
+) -> None:
+    upcoming: dict[bool, Counter[str]] = {True: Counter(), False: Counter()}
+    for a in practice["Appointment"]:
+        said = a["participant"][0]["status"]
+        if a["status"] != "booked":
+            assert said == "accepted"
+            continue
+        soon = _on(a["start"]) < ANCHOR + timedelta(days=2)
+        upcoming[soon][said] += 1
+    for soon, low, high in ((True, 0.25, 0.55), (False, 0.04, 0.2)):
+        counts = upcoming[soon]
+        assert set(counts) == {"accepted", "needs-action"}
+        assert low <= counts["accepted"] / sum(counts.values()) <= high
 
 
 def test_today_and_tomorrow_are_mostly_booked_with_families_and_double_visits(

@@ -40,6 +40,26 @@ def _accepted(resource_type: str, fhir_id: str) -> dict[str, object]:
     return {"actor": ref(resource_type, fhir_id), "status": "accepted"}
 
 
+# Shares of upcoming visits the patient has already confirmed (self-scheduled online, said yes on
+# a call): most have not, which is what reminders are for. Visits of the next two days have had
+# the practice's own calls; later ones mostly not yet.
+CONFIRMED_SOON_PERCENT = 40
+CONFIRMED_LATER_PERCENT = 10
+_SOON_DAYS = 2
+
+
+def patient_participation(visit: Visit) -> str:
+    """`accepted` for a past visit or a confirmed upcoming one, else `needs-action`.
+
+    Drawn from the visit's id rather than the practice's random stream, so adding this left every
+    other byte of a seeded practice as it was.
+    """
+    if visit.status not in ("booked", "pending") or visit.day < 0:
+        return "accepted"
+    share = CONFIRMED_SOON_PERCENT if visit.day < _SOON_DAYS else CONFIRMED_LATER_PERCENT
+    return "accepted" if int(visit.id[:8], 16) % 100 < share else "needs-action"
+
+
 def appointment(
     visit: Visit, patients: Sequence[Patient], practice: Practice, days: Mapping[int, LocalDay]
 ) -> Resource:
@@ -68,8 +88,9 @@ def appointment(
     resource["created"] = utc_text(visit.created_s)
     if visit.squeezed_in:
         resource["comment"] = SQUEEZE_IN_NOTE
+    patient = ref("Patient", patients[visit.patient].id)
     resource["participant"] = [
-        _accepted("Patient", patients[visit.patient].id),
+        {"actor": patient, "status": patient_participation(visit)},
         _accepted("Practitioner", clinician.id),
         _accepted("Location", practice.sites[clinician.site_index].id),
     ]
