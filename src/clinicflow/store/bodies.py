@@ -7,9 +7,9 @@ the JSON itself (bodies written before compression, which start with `{`) or
 
 Why compress: a FHIR resource is mostly element names, code-system URLs and codes that every
 resource of its type repeats. zstd with a dictionary trained on such resources keeps a body at
-~15-20% of its JSON (50% for Synthea's free-text-heavy records), which shrinks the database by
-half and, because SQLite's time in a sync is mostly writing pages, makes a sync faster, not
-slower (~3 µs to compress against ~1 µs a kilobyte to write).
+~15-20% of its JSON (50% for Synthea's free-text-heavy records), which shrinks the database
+(and its backups) by ~40% for ~3 µs a resource; a sync's wall time did not measurably change
+either way (docs/benchmarks.md).
 
 The dictionary is a file in this package, trained by `tools/make_body_dictionary.py` on
 fictional data only (clinicflow's synthetic practice and the public Synthea sample), so it holds

@@ -38,9 +38,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None  # autocommit at the driver; BEGIN comes from _sqlite_begin
     cur = dbapi_conn.cursor()
     # Set before the file's first write (a no-op on an existing database): FHIR bodies and their
-    # index entries fill 4 KiB pages a few rows at a time, and a sync then spends most of its
-    # SQLite time writing pages; 16 KiB pages took a 50,000-patient first sync's SQLite work from
-    # ~13 s to ~8 s (docs/benchmarks.md).
+    # index entries fill 4 KiB pages a few rows at a time; replaying a 50,000-patient first sync's
+    # rows took SQLite 7.5-7.9 s with 16 KiB pages against 10.9 s with 4 KiB (docs/benchmarks.md).
     cur.execute("PRAGMA page_size=16384")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")

@@ -36,8 +36,8 @@ def _kind(code: str) -> dict[str, object]:
     return concept(APPOINTMENT_TYPE, code, APPOINTMENT_TYPES[code])
 
 
-def _accepted(resource_type: str, fhir_id: str) -> dict[str, object]:
-    return {"actor": ref(resource_type, fhir_id), "status": "accepted"}
+def _participant(resource_type: str, fhir_id: str, status: str = "accepted") -> dict[str, object]:
+    return {"actor": ref(resource_type, fhir_id), "status": status}
 
 
 # Shares of upcoming visits the patient has already confirmed (self-scheduled online, said yes on
@@ -88,11 +88,10 @@ def appointment(
     resource["created"] = utc_text(visit.created_s)
     if visit.squeezed_in:
         resource["comment"] = SQUEEZE_IN_NOTE
-    patient = ref("Patient", patients[visit.patient].id)
     resource["participant"] = [
-        {"actor": patient, "status": patient_participation(visit)},
-        _accepted("Practitioner", clinician.id),
-        _accepted("Location", practice.sites[clinician.site_index].id),
+        _participant("Patient", patients[visit.patient].id, patient_participation(visit)),
+        _participant("Practitioner", clinician.id),
+        _participant("Location", practice.sites[clinician.site_index].id),
     ]
     return resource
 
@@ -101,10 +100,10 @@ def waitlist_appointment(
     entry: WaitlistEntry, patients: Sequence[Patient], practice: Practice
 ) -> Resource:
     """A waitlist request: the dates the patient can come, and the practitioner they asked for."""
-    participants: list[dict[str, object]] = [_accepted("Patient", patients[entry.patient].id)]
+    participants: list[dict[str, object]] = [_participant("Patient", patients[entry.patient].id)]
     if entry.clinician is not None:
         clinician_id = practice.clinicians[entry.clinician].id
-        participants.append({"actor": ref("Practitioner", clinician_id), "status": "needs-action"})
+        participants.append(_participant("Practitioner", clinician_id, "needs-action"))
     return {
         "resourceType": "Appointment",
         "id": entry.id,
