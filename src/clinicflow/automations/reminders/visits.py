@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from clinicflow.automations.reminders.policy import Visit
@@ -61,6 +61,43 @@ class Contact:
     prefers: str | None  # sms | email | phone, from telecom rank
 
 
+_COLUMNS = select(
+    Appointment.fhir_id,
+    Appointment.start_at,
+    Appointment.booked_at,
+    Appointment.appointment_type,
+    Appointment.patient_id,
+    Appointment.practitioner_id,
+    Appointment.location_id,
+    Patient.time_zone,
+    Patient.language,
+    Appointment.status,
+    Patient.deceased,
+    Patient.active,
+    Patient.replaced_by,
+).join(Patient, Patient.fhir_id == Appointment.patient_id)
+_IN_WINDOW = _COLUMNS.where(
+    Appointment.status.in_(UPCOMING),
+    Appointment.start_at > bindparam("after"),
+    Appointment.start_at <= bindparam("before"),
+    Patient.deceased.is_(False),
+    Patient.active.is_(True),
+    Patient.replaced_by.is_(None),
+)
+# By key, the rest tested on the rows (`_is_upcoming`): given the status or the patient's flags
+# as well, SQLite walks the whole window's (status, start) index, or every unmerged patient, and
+# tests each row against the list (20 ms to 0.9 s a run) instead of looking up the keys.
+_BY_ID = _COLUMNS.where(Appointment.fhir_id.in_(bindparam("ids", expanding=True)))
+_BY_PATIENT = _COLUMNS.where(
+    Appointment.patient_id.in_(bindparam("ids", expanding=True)),
+    Appointment.start_at > bindparam("after"),
+    Appointment.start_at <= bindparam("before"),
+)
+_ROLES = select(PractitionerRole.practitioner_id, PractitionerRole.specialty_code).order_by(
+    PractitionerRole.fhir_id
+)
+
+
 def upcoming_visits(
     session: Session,
     start_after: datetime,
@@ -71,53 +108,27 @@ def upcoming_visits(
 ) -> list[Upcoming]:
     """Booked or pending visits starting in (start_after, start_before], of living, active,
     unmerged patients; only those with these `ids`, or of these `patient_ids`, when given."""
-    specialty = (
-        select(PractitionerRole.specialty_code)
-        .where(PractitionerRole.practitioner_id == Appointment.practitioner_id)
-        .order_by(PractitionerRole.fhir_id)
-        .limit(1)
-        .scalar_subquery()
-    )
-    query = (
-        select(
-            Appointment.fhir_id,
-            Appointment.start_at,
-            Appointment.booked_at,
-            Appointment.appointment_type,
-            Appointment.patient_id,
-            Appointment.practitioner_id,
-            Appointment.location_id,
-            Patient.time_zone,
-            Patient.language,
-            specialty,
-        )
-        .join(Patient, Patient.fhir_id == Appointment.patient_id)
-        .where(
-            Appointment.status.in_(UPCOMING),
-            Appointment.start_at > start_after,
-            Appointment.start_at <= start_before,
-            Patient.deceased.is_(False),
-            Patient.active.is_(True),
-            Patient.replaced_by.is_(None),
-        )
-    )
+    window = {"after": start_after, "before": start_before}
     rows: list[Any] = []
     if ids is None and patient_ids is None:
-        rows.extend(session.execute(query))
+        rows.extend(session.execute(_IN_WINDOW, window))
     elif ids is not None and len(ids) > WHOLE_WINDOW:
-        rows.extend(row for row in session.execute(query) if row[0] in ids)
+        rows.extend(row for row in session.execute(_IN_WINDOW, window) if row[0] in ids)
     else:
-        column, wanted = (
-            (Appointment.fhir_id, sorted(ids))
-            if ids is not None
-            else (Appointment.patient_id, sorted(patient_ids or ()))
+        query, wanted = (
+            (_BY_ID, sorted(ids)) if ids is not None else (_BY_PATIENT, sorted(patient_ids or ()))
         )
         for first in range(0, len(wanted), CHUNK):
-            rows.extend(session.execute(query.where(column.in_(wanted[first : first + CHUNK]))))
+            rows.extend(
+                row
+                for row in session.execute(query, {**window, "ids": wanted[first : first + CHUNK]})
+                if _is_upcoming(row, start_after, start_before)
+            )
     rows.sort(key=lambda row: (row[1], row[0]))
+    specialties = _specialties(session)
     return [
         Upcoming(
-            visit=Visit(row[0], row[1], row[2], row[9], row[3]),
+            visit=Visit(row[0], row[1], row[2], specialties.get(row[5]), row[3]),
             patient_id=row[4],
             practitioner_id=row[5],
             location_id=row[6],
@@ -126,6 +137,27 @@ def upcoming_visits(
         )
         for row in rows
     ]
+
+
+def _is_upcoming(row: Any, start_after: datetime, start_before: datetime) -> bool:
+    """`_IN_WINDOW`'s test, for a row read by key."""
+    return (
+        row.status in UPCOMING
+        and row.start_at is not None
+        and start_after < row.start_at <= start_before
+        and not row.deceased
+        and row.active
+        and row.replaced_by is None
+    )
+
+
+def _specialties(session: Session) -> dict[str, str | None]:
+    """Each practitioner's specialty, from their first role by id (a few dozen rows)."""
+    found: dict[str, str | None] = {}
+    for practitioner_id, specialty in session.execute(_ROLES):
+        if practitioner_id is not None:
+            found.setdefault(practitioner_id, specialty)
+    return found
 
 
 def sharing_contacts(session: Session, patient_ids: Collection[str]) -> set[str]:
