@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -123,6 +123,16 @@ class Settings(BaseSettings):
     )
     email_from: str = Field(
         "clinicflow <reminders@localhost>", description="From: of patient e-mail"
+    )
+    # Staff sign-in. "test" hashing exists only so test suites can sign in quickly.
+    password_hashing: Literal["production", "test"] = Field(
+        "production", description="argon2id cost profile for staff passwords"
+    )
+    idle_logoff_minutes: int = Field(
+        15, ge=1, le=60, description="Signed-in staff are logged off after this much inactivity"
+    )
+    session_hours: int = Field(
+        12, ge=1, le=24, description="A sign-in lasts at most this long, active or not"
     )
     worker_threads: int = Field(4, description="Worker threads per `clinicflow worker` process")
     effect_lease_s: float = Field(120.0, description="How long a worker may hold an effect")

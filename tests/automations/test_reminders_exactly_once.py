@@ -43,7 +43,7 @@ REPLIES = "reminder-replies"
 PUBLIC_URL = "https://clinic.example.org"  # what Twilio signs: the app's public address
 SIGNATURE = "X-Twilio-Signature"
 ACCOUNT_SID = "AC" + "5" * 32
-AUTH_TOKEN = "race-test-token"  # noqa: S105 - the loopback peer's made-up token
+AUTH_TOKEN = "race-test-token"
 PRACTICE_NUMBER = "+15550001111"
 
 

@@ -28,7 +28,7 @@ from clinicflow.errors import ConfigError, InputError
 from clinicflow.settings import Settings
 
 SID = "AC" + "0" * 32
-TOKEN = "peer-auth-token"  # noqa: S105 - the loopback peer's made-up token
+TOKEN = "peer-auth-token"
 PRACTICE = "+15550001111"
 SERVICE = "MG" + "1" * 32
 PATIENT = "+15557654321"
@@ -119,7 +119,7 @@ def test_a_wrong_auth_token_is_a_permanent_error_naming_the_settings(
     peer: TwilioPeer, api_url: str
 ) -> None:
     with pytest.raises(SmsError) as caught:
-        _sms(api_url, token="not-the-token").send(PATIENT, BODY, key=KEY)  # noqa: S106
+        _sms(api_url, token="not-the-token").send(PATIENT, BODY, key=KEY)
 
     assert caught.value.code == "sms.auth_failed"
     assert caught.value.retryable is False

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from tests.fhir_peer.peer import FhirPeer
 
 FHIR_PATH = "/fhir"
-TOKEN_PATH = "/auth/token"  # noqa: S105 - a URL path, not a secret
+TOKEN_PATH = "/auth/token"
 _TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _ACTIONS = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
 

@@ -241,7 +241,7 @@ def test_token_exchange_with_either_algorithm(
     assert response.status_code == 200, response.text
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
-    assert body["token_type"] == "bearer"  # noqa: S105 - the OAuth token type, not a secret
+    assert body["token_type"] == "bearer"
     assert body["expires_in"] == 300
     assert body["scope"] == "system/*.rs"  # only the grantable system scope is echoed
     assert peer.token_requests == 1

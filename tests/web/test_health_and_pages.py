@@ -15,11 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from tests.web.staff_support import add_person, sign_in, staff_settings
 
 from clinicflow.automations.digest import AUTOMATION
 from clinicflow.clock import FakeClock
 from clinicflow.ehr import sync_folder
 from clinicflow.engine import EngineRuntime, Registry, run_now
+from clinicflow.security.permissions import Role
 from clinicflow.security.phi import Keyring, PhiCipher
 from clinicflow.settings import Settings
 from clinicflow.store import Database
@@ -52,7 +54,7 @@ def sqlite_client(sqlite_db: Database, clock: FakeClock, tmp_path: Path) -> Iter
 
 def _rows(page: str) -> list[str]:
     """The text of each table row, tags removed, as a person reads it."""
-    rows = re.findall(r"<tr>(.*?)</tr>", page, flags=re.DOTALL)
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", page, flags=re.DOTALL)
     return [" ".join(html.unescape(re.sub(r"<[^>]+>", " ", row)).split()) for row in rows]
 
 
@@ -99,18 +101,22 @@ def test_metrics_count_resources_by_type_after_a_sync_and_count_requests(
     assert re.search(r"^clinicflow_work_items_open 0\.0$", text, flags=re.M)
 
 
-def test_the_front_page_lists_daily_digest_and_its_latest_run_with_the_state(
-    client: TestClient, db: Database, clock: FakeClock, tmp_path: Path
+def test_the_automations_page_lists_daily_digest_and_its_latest_run_with_the_state(
+    db: Database, clock: FakeClock, tmp_path: Path
 ) -> None:
+    settings = staff_settings(tmp_path)
+    engineer = add_person(db, settings, clock, "eli", Role.AUTOMATION_ENGINEER)
     rt = EngineRuntime.build(
         db=db,
-        settings=_settings(tmp_path),
+        settings=settings,
         clock=clock,
         cipher=PhiCipher(Keyring.generate()),
         registry=Registry([AUTOMATION]),
     )
     outcome = run_now(rt, "daily-digest", requested_by="test")
-    response = client.get("/")
+    with TestClient(create_app(settings, db=db, clock=clock)) as client:
+        sign_in(client, engineer, clock)
+        response = client.get("/automations")
     assert response.status_code == 200
     rows = _rows(response.text)
     listed = [row for row in rows if row.startswith("daily-digest ")]

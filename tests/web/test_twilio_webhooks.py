@@ -37,8 +37,8 @@ from clinicflow.web import create_app
 from clinicflow.web.twilio_webhooks import next_delivery_status
 
 SID = "AC" + "0" * 32
-TOKEN = "webhook-test-token"  # noqa: S105 - a made-up token for the test account
-OTHER_TOKEN = "someone-elses-token"  # noqa: S105 - made up
+TOKEN = "webhook-test-token"
+OTHER_TOKEN = "someone-elses-token"
 PUBLIC_URL = "https://clinic.example.org"  # behind a proxy: not the URL the app sees
 PRACTICE = "+15550001111"
 PATIENT = "+15557654321"

@@ -7,6 +7,7 @@ item's key and a note to its own uid, so a ciphertext moved to another row fails
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -223,10 +224,11 @@ def _audit(
     focus: str | None,
     for_ref: str | None,
     now: datetime,
+    detail: Mapping[str, Any] | None = None,
 ) -> None:
     """Work item texts may hold PHI: every read and write of them is in the audit log."""
     refs = auditable([f"WorkItem/{item_id}", focus, for_ref])
-    record_access(session, Actor.from_label(actor), action, refs, at=now)
+    record_access(session, Actor.from_label(actor), action, refs, at=now, detail=detail)
 
 
 def _view(cipher: PhiCipher, item: WorkItem, notes: tuple[Note, ...] = ()) -> WorkItemView:
@@ -253,13 +255,20 @@ def _view(cipher: PhiCipher, item: WorkItem, notes: tuple[Note, ...] = ()) -> Wo
 
 
 def get_work_item(
-    session: Session, cipher: PhiCipher, item_id: WorkItemId, *, reader: str, now: datetime
+    session: Session,
+    cipher: PhiCipher,
+    item_id: WorkItemId,
+    *,
+    reader: str,
+    now: datetime,
+    detail: Mapping[str, Any] | None = None,
 ) -> WorkItemView:
-    """One work item with its notes, decrypted; the read is audited under `reader`."""
+    """One work item with its notes, decrypted; the read is audited under `reader` (with
+    `detail`, e.g. the page and address it was read from)."""
     item = session.get(WorkItem, item_id)
     if item is None:
         raise EngineError(f"There is no work item {item_id}.", code="work_item.not_found")
-    _audit(session, reader, "read", item.id, item.focus, item.for_ref, now)
+    _audit(session, reader, "read", item.id, item.focus, item.for_ref, now, detail)
     rows = session.scalars(
         select(WorkItemNote).where(WorkItemNote.work_item_id == item_id).order_by(WorkItemNote.id)
     )
@@ -278,8 +287,10 @@ def list_open(
     now: datetime,
     pool: str | None = None,
     limit: int = 200,
+    detail: Mapping[str, Any] | None = None,
 ) -> list[WorkItemView]:
-    """Open work items (of one pool, if given), most pressing first; the read is audited."""
+    """Open work items (of one pool, if given), most pressing first; the read is audited (one
+    row for the list, with `detail`)."""
     rank = case(_PRIORITY_RANK, value=WorkItem.priority, else_=9)
     stmt = select(WorkItem).where(WorkItem.status.in_([s.value for s in OPEN_WORK_ITEM_STATUSES]))
     if pool is not None:
@@ -291,5 +302,5 @@ def list_open(
             [f"WorkItem/{item.id}" for item in items]
             + [r for item in items for r in (item.focus, item.for_ref)]
         )
-        record_access(session, Actor.from_label(reader), "read", refs, at=now)
+        record_access(session, Actor.from_label(reader), "read", refs, at=now, detail=detail)
     return [_view(cipher, item) for item in items]

@@ -1,6 +1,12 @@
 """Imports every table module so that Base.metadata is complete (Alembic and tests use this)."""
 
-from clinicflow.store import audit, engine, messaging, replica  # noqa: F401  (imported for their tables)
+from clinicflow.store import (  # noqa: F401  (imported for their tables)
+    audit,
+    engine,
+    messaging,
+    replica,
+    staff,
+)
 from clinicflow.store.base import Base
 
 metadata = Base.metadata

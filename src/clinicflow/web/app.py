@@ -6,7 +6,9 @@ import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -14,17 +16,26 @@ from clinicflow.clock import Clock, SystemClock
 from clinicflow.logs import request_id_var
 from clinicflow.settings import Settings
 from clinicflow.store import Database
-from clinicflow.web import health, jwks, pages, twilio_webhooks
+from clinicflow.web import health, jwks, pages, signin, twilio_webhooks
+from clinicflow.web.auth import SignInNeeded
 from clinicflow.web.patient_pages import router as patient_pages_router
+from clinicflow.web.routes import api, home, patients, review, today
+from clinicflow.web.staff_ui import render
 from clinicflow.web.state import AppState
 
-# No inline script or style anywhere: the pages load /static files only.
+# No inline script or style anywhere: the pages load /static files only. Forms post only here.
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 def create_app(
@@ -60,10 +71,42 @@ def create_app(
         requests.labels(request.method, str(response.status_code)).inc()
         response.headers["X-Request-ID"] = request_id
         response.headers.update(SECURITY_HEADERS)
+        if hsts:
+            response.headers["Strict-Transport-Security"] = HSTS
         return response
 
+    @app.exception_handler(SignInNeeded)
+    async def sign_in_needed(_request: Request, exc: SignInNeeded) -> Response:
+        return RedirectResponse(exc.location, status_code=303)
+
+    @app.exception_handler(HTTPException)
+    async def http_problem(request: Request, exc: HTTPException) -> Response:
+        # People get a page in the app's layout; the API and scripts keep FastAPI's JSON.
+        wants_page = "text/html" in request.headers.get("accept", "")
+        if not wants_page or request.url.path.startswith("/api/"):
+            return await http_exception_handler(request, exc)
+        staff = getattr(request.state, "staff", None)
+        headings = {403: "Not for your role", 404: "Not found", 401: "Sign in needed"}
+        return render(
+            request,
+            "staff/problem.html",
+            title="Problem",
+            staff=staff,
+            status_code=exc.status_code,
+            heading=headings.get(exc.status_code, "Something is not right"),
+            message=str(exc.detail),
+        )
+
+    # HSTS only when the app is served over TLS: on plain http it would lock out the next visit.
+    hsts = settings.public_url.startswith("https://")
     app.include_router(health.router)
+    app.include_router(signin.router)
+    app.include_router(home.router)
+    app.include_router(today.router)
+    app.include_router(patients.router)
+    app.include_router(review.router)
     app.include_router(pages.router)
+    app.include_router(api.router)
     app.include_router(jwks.router)
     app.include_router(patient_pages_router)
     app.include_router(twilio_webhooks.router)

@@ -1,30 +1,41 @@
-"""The plain operations page: automations and recent runs (no PHI: names, counts and states)."""
+"""The Automations page: each automation, its switches, its recent runs (no PHI, only counts).
+
+The automation team turns automations on and off, between live and dry run, and runs one now (the
+run is queued for the workers, as `clinicflow run NAME --queue` does).
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from clinicflow.automations.reminders.stats import ConfirmationRates, confirmation_rates
 from clinicflow.channels.pause import messages_pause
-from clinicflow.clock import local_text
 from clinicflow.ehr.writeback import count_local_changes
-from clinicflow.engine import all_switches, automation_statuses, list_runs
-from clinicflow.errors import SecurityError
+from clinicflow.engine import (
+    EngineRuntime,
+    all_switches,
+    automation_statuses,
+    list_runs,
+    request_run,
+    set_switch,
+    switch_for,
+)
+from clinicflow.errors import ClinicflowError, SecurityError
+from clinicflow.security.permissions import Permission
 from clinicflow.security.phi import PhiCipher, keyring_from_settings
+from clinicflow.web.auth import Staff, require
 from clinicflow.web.health import State
+from clinicflow.web.staff_ui import render
 from clinicflow.web.state import AppState
 
 router = APIRouter()
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-
-
-templates.env.filters["localtime"] = local_text
+Viewer = Annotated[Staff, Depends(require(Permission.AUTOMATIONS_VIEW))]
+Manager = Annotated[Staff, Depends(require(Permission.AUTOMATIONS_MANAGE))]
 
 
 def _rates(state: AppState, session: Session) -> ConfirmationRates:
@@ -37,8 +48,21 @@ def _rates(state: AppState, session: Session) -> ConfirmationRates:
     return confirmation_rates(session, cipher, zone=zone, now=state.clock.now())
 
 
-@router.get("/", response_class=HTMLResponse)
-def automations_page(request: Request, state: State) -> HTMLResponse:
+def engine_runtime(state: AppState) -> EngineRuntime:
+    """The engine over the app's database, clock and registry (to queue runs people ask for)."""
+    return EngineRuntime.build(
+        db=state.db,
+        settings=state.settings,
+        clock=state.clock,
+        cipher=PhiCipher(keyring_from_settings(state.settings, create=False)),
+        registry=state.registry,
+    )
+
+
+@router.get("/automations", response_class=HTMLResponse)
+def automations_page(
+    request: Request, state: State, staff: Viewer, notice: str | None = None
+) -> HTMLResponse:
     """Every automation with its trigger, owner and mode, and the latest runs."""
     with state.db.transaction() as session:
         automations = automation_statuses(state.registry.listing(), all_switches(session))
@@ -46,16 +70,52 @@ def automations_page(request: Request, state: State) -> HTMLResponse:
         local_changes = count_local_changes(session)
         rates = _rates(state, session)
         pause = messages_pause(session)
-    return templates.TemplateResponse(
+    return render(
         request,
         "automations.html",
-        {
-            "automations": automations,
-            "runs": runs,
-            "settings": state.settings.describe(),
-            "zone": state.settings.timezone,
-            "local_changes": local_changes,
-            "rates": rates,
-            "pause": pause,
-        },
+        title="Automations",
+        staff=staff,
+        automations=automations,
+        runs=runs,
+        settings=state.settings.describe(),
+        local_changes=local_changes,
+        rates=rates,
+        pause=pause,
+        can_manage=staff.may(Permission.AUTOMATIONS_MANAGE),
+        notice=notice[:200] if notice else None,
     )
+
+
+@router.post("/automations/{name}/switch", response_model=None)
+def switch(
+    state: State,
+    staff: Manager,
+    name: str,
+    mode: Annotated[str, Form(pattern="^(live|dry-run|off)$")],
+) -> Response:
+    """Turn an automation off, to dry run (records, sends nothing) or live."""
+    state.registry.get(name)  # an unknown name is a 404 below, not a stray switch row
+    with state.db.transaction() as session:
+        set_switch(
+            session,
+            name,
+            actor=staff.user.username,
+            now=staff.seen_at,
+            enabled=mode != "off",
+            dry_run=mode == "dry-run",
+        )
+    return RedirectResponse(f"/automations?notice={name}+is+now+{mode}", status_code=303)
+
+
+@router.post("/automations/{name}/run", response_model=None)
+def run_now(state: State, staff: Manager, name: str) -> Response:
+    """Queue a run now for the workers (in its current mode)."""
+    runtime = engine_runtime(state)
+    with state.db.transaction() as session:
+        dry_run = switch_for(session, name).dry_run
+    try:
+        run_id = request_run(runtime, name, dry_run=dry_run, requested_by=staff.user.username)
+        state.queue.enqueue_run(run_id)
+    except ClinicflowError as exc:
+        return RedirectResponse(f"/automations?notice={exc.message[:150]}", status_code=303)
+    return RedirectResponse(f"/automations?notice=Run+{run_id}+of+{name}+queued", status_code=303)

@@ -1,0 +1,151 @@
+"""The Today board's read model: one day's visits by provider and time, with what was done for each.
+
+Reads the replica's typed columns for the visits, decrypts only the names it shows (patients and
+providers of that day), and counts the reminders that went out per visit. The caller audits the
+view: one row naming every visit and patient shown.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from clinicflow.security.phi import PhiCipher
+from clinicflow.store.bodies import open_body
+from clinicflow.store.engine import Effect
+from clinicflow.store.messaging import ReminderClaim
+from clinicflow.store.replica import Appointment, FhirResource
+from clinicflow.store.schedule_queries import display_name, practitioner_names
+
+__all__ = ["CONFIRMATION_LABELS", "TodayFilters", "TodayVisit", "by_provider", "today_board"]
+
+# Appointment.participant.status of the patient (FHIR R4 ParticipationStatus), as staff say it.
+CONFIRMATION_LABELS = {
+    "accepted": "confirmed",
+    "tentative": "tentative",
+    "needs-action": "unconfirmed",
+    "declined": "declined",
+}
+SHOWN_STATUSES = (
+    "proposed",
+    "pending",
+    "booked",
+    "arrived",
+    "checked-in",
+    "fulfilled",
+    "noshow",
+    "cancelled",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TodayFilters:
+    """What the board is narrowed to; empty fields mean everything."""
+
+    practitioner_id: str | None = None
+    confirmation: str | None = None  # confirmed | unconfirmed | declined | tentative
+    include_cancelled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TodayVisit:
+    """One row of the board."""
+
+    appointment_id: str
+    start_at: datetime
+    minutes: int | None
+    status: str
+    confirmation: str
+    practitioner_id: str | None
+    practitioner: str
+    patient_id: str | None
+    patient: str
+    visit_type: str | None
+    reminders_sent: int
+
+
+def _day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time(0, 0), tzinfo=zone)
+    return start, datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=zone)
+
+
+def _patient_names(session: Session, cipher: PhiCipher, ids: set[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(FhirResource.fhir_id, FhirResource.body).where(
+            FhirResource.resource_type == "Patient", FhirResource.fhir_id.in_(sorted(ids))
+        )
+    )
+    return {
+        fhir_id: display_name(open_body(cipher, body, "Patient", fhir_id)) or "(no name)"
+        for fhir_id, body in rows
+    }
+
+
+def _reminders_sent(session: Session, ids: list[str]) -> dict[str, int]:
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(ReminderClaim.appointment_id, func.count())
+        .join(Effect, Effect.key == ReminderClaim.effect_key)
+        .where(ReminderClaim.appointment_id.in_(ids), Effect.state == "done")
+        .group_by(ReminderClaim.appointment_id)
+    )
+    return {appointment_id: int(count) for appointment_id, count in rows}
+
+
+def today_board(
+    session: Session, cipher: PhiCipher, *, day: date, zone: ZoneInfo, filters: TodayFilters
+) -> list[TodayVisit]:
+    """The day's visits, ordered by provider then time."""
+    start, end = _day_bounds(day, zone)
+    statuses = SHOWN_STATUSES if filters.include_cancelled else SHOWN_STATUSES[:-1]
+    query = select(Appointment).where(
+        Appointment.start_at >= start,
+        Appointment.start_at < end,
+        Appointment.status.in_(statuses),
+    )
+    if filters.practitioner_id:
+        query = query.where(Appointment.practitioner_id == filters.practitioner_id)
+    visits = list(session.scalars(query))
+    if filters.confirmation:
+        wanted = {k for k, v in CONFIRMATION_LABELS.items() if v == filters.confirmation}
+        visits = [v for v in visits if (v.patient_status or "needs-action") in wanted]
+    providers = practitioner_names(
+        session, cipher, {v.practitioner_id for v in visits if v.practitioner_id}
+    )
+    patients = _patient_names(session, cipher, {v.patient_id for v in visits if v.patient_id})
+    sent = _reminders_sent(session, [v.fhir_id for v in visits])
+    rows = [
+        TodayVisit(
+            appointment_id=v.fhir_id,
+            start_at=v.start_at,
+            minutes=v.minutes,
+            status=v.status,
+            confirmation=CONFIRMATION_LABELS.get(v.patient_status or "needs-action", "unknown"),
+            practitioner_id=v.practitioner_id,
+            practitioner=providers.get(v.practitioner_id or "", "(no provider)"),
+            patient_id=v.patient_id,
+            patient=patients.get(v.patient_id or "", "(unknown patient)"),
+            visit_type=v.appointment_type or v.service_type,
+            reminders_sent=sent.get(v.fhir_id, 0),
+        )
+        for v in visits
+        if v.start_at is not None
+    ]
+    rows.sort(key=lambda r: (r.practitioner, r.start_at, r.appointment_id))
+    return rows
+
+
+def by_provider(rows: list[TodayVisit]) -> dict[str, list[TodayVisit]]:
+    """The rows grouped under each provider's name, in board order."""
+    groups: dict[str, list[TodayVisit]] = defaultdict(list)
+    for row in rows:
+        groups[row.practitioner].append(row)
+    return dict(groups)

@@ -1,0 +1,1 @@
+"""Staff pages and the REST API, one module per page or resource."""
