@@ -9,8 +9,8 @@ make the key unique, so a double send would show as two rows.
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -83,7 +83,7 @@ def _outbox_row(
     cipher: PhiCipher, call: EffectCall, message: OutgoingMessage, now: datetime
 ) -> dict[str, object]:
     """One outbox row, each part encrypted under its own message's uid."""
-    uid = uuid.uuid4().hex
+    uid = outbox_uid(now)
     return {
         "uid": uid,
         "effect_key": call.key,
@@ -94,6 +94,15 @@ def _outbox_row(
         "body_enc": cipher.encrypt(message.body.encode(), sandbox_message_aad(uid, "body")),
         "sent_at": now,
     }
+
+
+def outbox_uid(now: datetime) -> str:
+    """A new message's uid: 32 hex digits, the milliseconds since 1970 then 80 random bits.
+
+    Time first, so a batch's rows go to the end of the uid index: with random uids each batch
+    dirtied most of the index's 16 KiB pages, all rewritten to the WAL at its commit.
+    """
+    return f"{int(now.timestamp() * 1000) & (1 << 48) - 1:012x}{secrets.token_hex(10)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,15 +36,15 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy import BindParameter, Row, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from clinicflow.engine.effects import mark_done
+from clinicflow.engine.effects import mark_done, open_payload
 from clinicflow.engine.execution import (
     Execution,
     _fail,
-    effect_call,
     log_extra,
     settle_failures,
 )
@@ -58,7 +58,7 @@ from clinicflow.engine.handlers import (
     can_execute_many,
 )
 from clinicflow.engine.runtime import EngineRuntime, lease_token
-from clinicflow.engine.states import EffectId, EffectState
+from clinicflow.engine.states import EffectId, EffectState, RunId
 from clinicflow.errors import ClinicflowError, EngineError
 from clinicflow.store.engine import Effect
 
@@ -85,6 +85,58 @@ _DONE = (
         updated_at=bindparam("now"),
         lease_expires_at=None,
     )
+)
+
+
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+_CLAIMABLE = or_(
+    and_(
+        _EFFECTS.c.state == EffectState.PENDING,
+        or_(_EFFECTS.c.not_before.is_(None), _EFFECTS.c.not_before <= bindparam("now")),
+    ),
+    and_(_EFFECTS.c.state == EffectState.CLAIMED, _EFFECTS.c.lease_expires_at < bindparam("now")),
+)
+# Built once: building these per batch cost more than running them.
+_CLAIM = (
+    update(_EFFECTS)
+    .where(_EFFECTS.c.id.in_(_IDS), _CLAIMABLE)
+    .values(
+        state=EffectState.CLAIMED,
+        lease_owner=bindparam("owner"),
+        lease_expires_at=bindparam("expires_at"),
+        attempts=_EFFECTS.c.attempts + 1,
+        updated_at=bindparam("now"),
+    )
+    .returning(_EFFECTS.c.id)
+)
+_IN_FLIGHT = (
+    update(_EFFECTS)
+    .where(
+        _EFFECTS.c.id.in_(_IDS),
+        _EFFECTS.c.state == EffectState.CLAIMED,
+        _EFFECTS.c.lease_owner == bindparam("owner"),
+    )
+    .values(
+        state=EffectState.IN_FLIGHT,
+        lease_expires_at=bindparam("expires_at"),
+        updated_at=bindparam("now"),
+    )
+    .returning(_EFFECTS.c.id)
+)
+# What a handler's call needs of each effect, without building ORM objects.
+_CALLS = select(
+    _EFFECTS.c.id,
+    _EFFECTS.c.key,
+    _EFFECTS.c.kind,
+    _EFFECTS.c.automation,
+    _EFFECTS.c.run_id,
+    _EFFECTS.c.attempts,
+    _EFFECTS.c.payload_enc,
+).where(_EFFECTS.c.id.in_(_IDS))
+_STILL_OURS = select(_EFFECTS.c.id).where(
+    _EFFECTS.c.id.in_(_IDS),
+    _EFFECTS.c.state == EffectState.DONE,
+    _EFFECTS.c.lease_owner == bindparam("owner"),
 )
 
 
@@ -116,26 +168,9 @@ def claim_effects(
     session: Session, effect_ids: Sequence[EffectId], *, owner: str, now: datetime, lease_s: float
 ) -> list[EffectId]:
     """Take the lease on those of these effects that are due and free; the ids this caller won."""
-    claimable = or_(
-        and_(
-            Effect.state == EffectState.PENDING,
-            or_(Effect.not_before.is_(None), Effect.not_before <= now),
-        ),
-        and_(Effect.state == EffectState.CLAIMED, Effect.lease_expires_at < now),
-    )
-    stmt = (
-        update(Effect)
-        .where(Effect.id.in_(effect_ids), claimable)
-        .values(
-            state=EffectState.CLAIMED,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-            attempts=Effect.attempts + 1,
-            updated_at=now,
-        )
-        .returning(Effect.id)
-    )
-    won = session.execute(stmt, execution_options={"synchronize_session": False}).scalars()
+    expires_at = now + timedelta(seconds=lease_s)
+    params = {"ids": list(effect_ids), "owner": owner, "now": now, "expires_at": expires_at}
+    won = session.connection().execute(_CLAIM, params).scalars()
     return sorted(EffectId(i) for i in won)
 
 
@@ -143,21 +178,9 @@ def mark_all_in_flight(
     session: Session, effect_ids: Sequence[EffectId], *, owner: str, now: datetime, lease_s: float
 ) -> list[EffectId]:
     """Say the outside calls are about to happen, for those still claimed by `owner`."""
-    stmt = (
-        update(Effect)
-        .where(
-            Effect.id.in_(effect_ids),
-            Effect.state == EffectState.CLAIMED,
-            Effect.lease_owner == owner,
-        )
-        .values(
-            state=EffectState.IN_FLIGHT,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-            updated_at=now,
-        )
-        .returning(Effect.id)
-    )
-    moved = session.execute(stmt, execution_options={"synchronize_session": False}).scalars()
+    expires_at = now + timedelta(seconds=lease_s)
+    params = {"ids": list(effect_ids), "owner": owner, "now": now, "expires_at": expires_at}
+    moved = session.connection().execute(_IN_FLIGHT, params).scalars()
     return sorted(EffectId(i) for i in moved)
 
 
@@ -192,30 +215,55 @@ def _execute_batch(rt: EngineRuntime, effect_ids: list[EffectId]) -> list[Execut
     lease_s = rt.policy.effect_lease_s
     with rt.db.transaction() as session:
         won = claim_effects(session, effect_ids, owner=owner, now=rt.clock.now(), lease_s=lease_s)
-        rows = {
-            EffectId(row.id): row
-            for row in session.scalars(
-                select(Effect).where(Effect.id.in_(won)).execution_options(populate_existing=True)
-            )
-        }
+        rows = list(session.connection().execute(_CALLS, {"ids": won})) if won else []
     executions = {i: Execution(i, None) for i in effect_ids}
     ready: dict[EffectId, tuple[EffectHandler, EffectCall]] = {}
-    for effect_id in won:
-        row = rows[effect_id]
+    broken: dict[EffectId, ClinicflowError] = {}
+    for row in rows:
         try:
-            ready[effect_id] = (rt.handlers.get(row.kind), effect_call(rt, row))
+            ready[EffectId(row.id)] = (rt.handlers.get(row.kind), _call_of(rt, row))
         except ClinicflowError as exc:  # no handler, or a payload that does not decrypt
-            executions[effect_id] = _fail(rt, row, owner, exc, reaches_patient=row.reaches_patient)
+            broken[EffectId(row.id)] = exc
+    executions.update(_fail_broken(rt, broken, owner))
     if not ready:
         return list(executions.values())
 
     with rt.db.transaction() as session:
         flying = mark_all_in_flight(
-            session, list(ready), owner=owner, now=rt.clock.now(), lease_s=lease_s
+            session, sorted(ready), owner=owner, now=rt.clock.now(), lease_s=lease_s
         )
     sent = _hand_over(rt, flying, ready, owner, executions)
     executions.update(_mark_sent_done(rt, sent, owner))
     return list(executions.values())
+
+
+def _call_of(rt: EngineRuntime, row: Row[Any]) -> EffectCall:
+    """The handler's view of a claimed effect (`execution.effect_call`, from `_CALLS`' row)."""
+    return EffectCall(
+        effect_id=EffectId(row.id),
+        key=row.key,
+        kind=row.kind,
+        automation=row.automation,
+        run_id=RunId(row.run_id),
+        attempt=row.attempts,
+        payload=open_payload(rt.cipher, row.key, row.payload_enc),
+    )
+
+
+def _fail_broken(
+    rt: EngineRuntime, broken: Mapping[EffectId, ClinicflowError], owner: str
+) -> Mapping[EffectId, Execution]:
+    """Fail the claimed effects that cannot be handed over, as `execute_effect` fails them."""
+    if not broken:
+        return {}
+    with rt.db.transaction() as session:
+        rows = session.scalars(select(Effect).where(Effect.id.in_(sorted(broken)))).all()
+    return {
+        EffectId(row.id): _fail(
+            rt, row, owner, broken[EffectId(row.id)], reaches_patient=row.reaches_patient
+        )
+        for row in rows
+    }
 
 
 def _hand_over(
@@ -346,22 +394,22 @@ def _mark_sent_done(
     now = rt.clock.now()
     ids = [s.effect_id for s in sent]
     with rt.db.transaction() as session:
-        session.connection().execute(
+        marked = session.connection().execute(
             _DONE,
             [
                 {"effect_id": s.effect_id, "owner": owner, "result": s.result, "now": now}
                 for s in sent
             ],
         )
-        done = set(
-            session.scalars(
-                select(Effect.id).where(
-                    Effect.id.in_(ids),
-                    Effect.state == EffectState.DONE,
-                    Effect.lease_owner == owner,
-                )
+        # Every row matched (the usual case): no need to read back which are ours.
+        if session.bind is not None and (
+            session.bind.dialect.supports_sane_multi_rowcount and marked.rowcount == len(ids)
+        ):
+            done = set(ids)
+        else:
+            done = set(
+                session.connection().execute(_STILL_OURS, {"ids": ids, "owner": owner}).scalars()
             )
-        )
     lost = [i for i in ids if i not in done]
     if lost:
         logger.warning("effect lease lost before done", extra={"effect_ids": lost})

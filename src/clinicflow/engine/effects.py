@@ -41,8 +41,12 @@ def dry_run_key(run_id: RunId, key: str) -> str:
 
 def decrypt_payload(cipher: PhiCipher, effect: Effect) -> dict[str, object]:
     """The effect's payload in clear."""
-    clear = cipher.decrypt(effect.payload_enc, effect_payload_aad(effect.key))
-    data: dict[str, object] = json.loads(clear)
+    return open_payload(cipher, effect.key, effect.payload_enc)
+
+
+def open_payload(cipher: PhiCipher, key: str, payload_enc: bytes) -> dict[str, object]:
+    """A payload in clear from its stored columns (for readers that load no ORM row)."""
+    data: dict[str, object] = json.loads(cipher.decrypt(payload_enc, effect_payload_aad(key)))
     return data
 
 
