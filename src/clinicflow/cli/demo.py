@@ -9,13 +9,16 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
+from rich.table import Table
 
 from clinicflow.cli.runtime import Runtime
 from clinicflow.cli.serve import run_web
 from clinicflow.cli.sync import sync_with_progress
 from clinicflow.engine import Schedule, run_now
 from clinicflow.engine.worker import build_runtime
+from clinicflow.security.passwords import hashing_for
 from clinicflow.store.schema import create_schema
+from clinicflow.synth.staff import DemoUser, ensure_demo_users
 
 PRACTICE_DIR = "synthetic-practice"
 
@@ -53,10 +56,12 @@ def demo(
         if isinstance(automation.trigger, Schedule):
             outcome = run_now(engine, automation.name, requested_by="demo")
             say(f"ran {automation.name}: {outcome.state}, units {outcome.units or '{}'}")
+    people = _demo_users(rt)
     if not serve:
         return
     helper = _start_worker() if worker else None
     say(f"\n[bold]clinicflow demo is ready: http://{host}:{port}[/]")
+    _print_demo_users(rt, people)
     say("CLI: .venv/bin/clinicflow status | work-items list | automations list | audit verify")
     try:
         run_web(rt, host, port)
@@ -64,6 +69,31 @@ def demo(
         if helper is not None:
             helper.terminate()
             helper.wait(timeout=10)
+
+
+def _demo_users(rt: Runtime) -> list[DemoUser]:
+    with rt.db.transaction() as session:
+        return ensure_demo_users(
+            session, rt.cipher, hashing_for(rt.settings.password_hashing), now=rt.clock.now()
+        )
+
+
+def _print_demo_users(rt: Runtime, people: list[DemoUser]) -> None:
+    """How to sign in: demo accounts only (a real practice never sees a secret printed)."""
+    table = Table(
+        "username",
+        "role",
+        "password",
+        "TOTP key (add to an authenticator app)",
+        title="Demo sign-in (MFA is required for everyone)",
+    )
+    for p in people:
+        table.add_row(p.username, p.role.value, p.password, p.totp_secret)
+    rt.console.print(table)
+    rt.console.print(
+        "No authenticator app at hand? "
+        "[bold].venv/bin/clinicflow users demo-code frontdesk[/] prints the code."
+    )
 
 
 def _sync(rt: Runtime, folder: Path) -> None:

@@ -31,6 +31,7 @@ from clinicflow.cli import (
     serve,
     status,
     sync,
+    users,
     workitems,
 )
 from clinicflow.cli.synth import synth
@@ -58,6 +59,7 @@ app.add_typer(engine.outbox_app, name="outbox")
 app.add_typer(workitems.app, name="work-items")
 app.add_typer(reminders.app, name="reminders")
 app.add_typer(messages.app, name="messages")
+app.add_typer(users.app, name="users")
 app.command("run")(engine.run)
 app.command("worker")(engine.worker)
 app.command("serve")(serve.serve)

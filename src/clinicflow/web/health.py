@@ -18,9 +18,12 @@ from clinicflow.engine.periodic import job_states
 from clinicflow.errors import StoreError
 from clinicflow.store import check_reachable
 from clinicflow.store.summary import ehr_sync_state, summarize
+from clinicflow.web.auth import public
 from clinicflow.web.state import AppState
 
-router = APIRouter()
+router = APIRouter(
+    dependencies=[Depends(public("monitoring: liveness, readiness and counts, no PHI"))]
+)
 
 
 def app_state(request: Request) -> AppState:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 
 from clinicflow.ehr.signing import public_jwks
+from clinicflow.web.auth import public
 from clinicflow.web.health import State
 
-router = APIRouter()
+router = APIRouter(
+    dependencies=[Depends(public("the EHR fetches our public signing keys (SMART)"))]
+)
 
 
 @router.get("/.well-known/jwks.json")

@@ -38,10 +38,14 @@ from clinicflow.security.phi import Keyring, PhiCipher, keyring_from_settings
 from clinicflow.store.bodies import open_body
 from clinicflow.store.replica import Appointment, FhirResource
 from clinicflow.store.schedule_queries import practitioner_names
+from clinicflow.web.auth import public
 from clinicflow.web.health import State
 from clinicflow.web.state import AppState
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(
+    include_in_schema=False,
+    dependencies=[Depends(public("patients: the signed, expiring link is the credential"))],
+)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 NO_STORE = {"Cache-Control": "no-store"}

@@ -49,10 +49,13 @@ from clinicflow.security.audit import Actor, auditable, record_access
 from clinicflow.security.phi import PhiCipher, keyring_from_settings
 from clinicflow.store.engine import Effect
 from clinicflow.store.messaging import ConsentChange
+from clinicflow.web.auth import public
 from clinicflow.web.health import State
 
 logger = logging.getLogger(__name__)
-router = APIRouter()
+router = APIRouter(
+    dependencies=[Depends(public("Twilio: every request is checked by its X-Twilio-Signature"))]
+)
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 STATUS_ACTOR = "system:twilio-status"
