@@ -19,7 +19,17 @@ from clinicflow.store import Database
 from clinicflow.web import health, jwks, pages, signin, twilio_webhooks
 from clinicflow.web.auth import SignInNeeded
 from clinicflow.web.patient_pages import router as patient_pages_router
-from clinicflow.web.routes import api, home, patients, review, today
+from clinicflow.web.routes import (
+    api,
+    audit,
+    home,
+    messages,
+    oncall,
+    patients,
+    review,
+    today,
+    tokens,
+)
 from clinicflow.web.staff_ui import render
 from clinicflow.web.state import AppState
 
@@ -105,6 +115,10 @@ def create_app(
     app.include_router(today.router)
     app.include_router(patients.router)
     app.include_router(review.router)
+    app.include_router(messages.router)
+    app.include_router(oncall.router)
+    app.include_router(audit.router)
+    app.include_router(tokens.router)
     app.include_router(pages.router)
     app.include_router(api.router)
     app.include_router(jwks.router)

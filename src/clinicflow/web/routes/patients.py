@@ -98,4 +98,5 @@ def patient_page(
         providers=providers,
         labels=CONFIRMATION_LABELS,
         now=staff.seen_at,
+        can_message=staff.may(Permission.MESSAGES_VIEW),
     )

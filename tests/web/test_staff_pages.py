@@ -1,0 +1,298 @@
+"""The staff pages as their users work them: Today, the review queue, messages, on-call, audit."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from tests.web.staff_support import Person, add_person, csrf_of, sign_in, staff_settings
+
+from clinicflow.clock import FakeClock
+from clinicflow.ehr import sync_folder
+from clinicflow.engine import Priority, open_work_item
+from clinicflow.security.permissions import Role
+from clinicflow.security.phi import PhiCipher, keyring_from_settings
+from clinicflow.settings import Settings
+from clinicflow.store import Database
+from clinicflow.store.engine import WorkItem, WorkItemNote
+from clinicflow.store.replica import Appointment
+from clinicflow.synth import write_practice
+from clinicflow.web import create_app
+
+DAY = date(2026, 11, 23)
+
+
+def _text(page: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return staff_settings(tmp_path)
+
+
+@pytest.fixture
+def cipher(settings: Settings) -> PhiCipher:
+    return PhiCipher(keyring_from_settings(settings, create=False))
+
+
+@pytest.fixture
+def practice(sqlite_db: Database, cipher: PhiCipher, clock: FakeClock, tmp_path: Path) -> Path:
+    folder = tmp_path / "practice"
+    write_practice(folder, seed=5, patients=80, anchor_on=DAY, timezone="America/New_York")
+    sync_folder(sqlite_db, cipher, clock, folder)
+    return folder
+
+
+@pytest.fixture
+def app_client(sqlite_db: Database, clock: FakeClock, settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, db=sqlite_db, clock=clock)) as client:
+        yield client
+
+
+def _person(db: Database, settings: Settings, clock: FakeClock, role: Role) -> Person:
+    return add_person(db, settings, clock, role.value.replace("-", ""), role)
+
+
+def test_today_lists_the_days_visits_by_provider_with_confirmation(
+    app_client: TestClient,
+    sqlite_db: Database,
+    settings: Settings,
+    clock: FakeClock,
+    practice: Path,
+) -> None:
+    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
+    page = app_client.get(f"/today?day={DAY}")
+    assert page.status_code == 200
+    start = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
+    with sqlite_db.transaction() as session:
+        expected = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Appointment)
+            .where(
+                Appointment.start_at >= start,
+                Appointment.start_at < start + timedelta(days=1),
+                Appointment.status != "cancelled",
+                Appointment.status != "waitlist",
+                Appointment.status != "entered-in-error",
+            )
+        )
+    rows = re.findall(r'<tr class="visit status-', page.text)
+    assert expected
+    assert len(rows) == expected
+    assert f"{expected} visit" in _text(page.text)
+    assert "Dr." in page.text or "MD" in page.text  # providers by name, not id
+    confirmed = app_client.get(f"/today?day={DAY}&confirmation=confirmed")
+    assert all(
+        "confirmation-confirmed" in row
+        for row in re.findall(r'<tr class="visit.*?</tr>', confirmed.text, flags=re.DOTALL)
+    )
+    provider = re.search(r'<option value="([^"]+)">', page.text.split('name="provider"')[1])
+    assert provider
+    narrowed = app_client.get(f"/today?day={DAY}&provider={provider.group(1)}")
+    assert 0 < len(re.findall(r'<tr class="visit', narrowed.text)) < expected
+
+
+def test_a_patient_link_on_today_opens_the_patient_with_visits(
+    app_client: TestClient,
+    sqlite_db: Database,
+    settings: Settings,
+    clock: FakeClock,
+    practice: Path,
+) -> None:
+    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
+    link = re.search(
+        r'href="(/patients/[^"]+)">([^<]+)</a>', app_client.get(f"/today?day={DAY}").text
+    )
+    assert link
+    page = app_client.get(link.group(1))
+    assert page.status_code == 200
+    assert f"<h1>{link.group(2)}</h1>" in page.text
+    assert "Visits" in page.text
+    assert "no-store" in page.headers["cache-control"]
+    assert app_client.get("/patients/no-such-patient").status_code == 404
+
+
+def _work_item(
+    db: Database,
+    cipher: PhiCipher,
+    clock: FakeClock,
+    key: str,
+    priority: Priority = Priority.ROUTINE,
+    pool: str = "front-desk",
+) -> int:
+    with db.transaction() as session:
+        opened = open_work_item(
+            session,
+            cipher,
+            key=key,
+            pool=pool,
+            priority=priority,
+            description=f"Call back about {key}",
+            actor="test",
+            now=clock.now(),
+        )
+    return int(opened.id)
+
+
+def test_front_desk_claims_notes_and_resolves_a_work_item(
+    app_client: TestClient,
+    sqlite_db: Database,
+    settings: Settings,
+    clock: FakeClock,
+    cipher: PhiCipher,
+) -> None:
+    item = _work_item(sqlite_db, cipher, clock, "call-1")
+    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
+    queue = app_client.get("/review")
+    assert f'href="/review/{item}"' in queue.text
+    page = app_client.get(f"/review/{item}")
+    token = csrf_of(page.text)
+    assert app_client.post(f"/review/{item}/claim", data={"csrf_token": token}).status_code == 200
+    app_client.post(f"/review/{item}/note", data={"csrf_token": token, "text": "Left a voicemail"})
+    assert "Left a voicemail" in app_client.get(f"/review/{item}").text
+    app_client.post(f"/review/{item}/resolve", data={"csrf_token": token, "text": "Rebooked"})
+    assert f'href="/review/{item}"' not in app_client.get("/review").text
+    with sqlite_db.transaction() as session:
+        row = session.get(WorkItem, item)
+        assert row is not None
+        assert (row.status, row.owner_user) == ("completed", "frontdesk")
+        notes = session.scalar(sa.select(sa.func.count()).select_from(WorkItemNote))
+        body = session.scalars(sa.select(WorkItemNote.body_enc)).first()
+    assert notes == 2
+    assert body is not None
+    assert b"voicemail" not in body  # notes are encrypted at rest
+
+
+def test_a_work_item_handed_to_billing_leaves_the_front_desk_queue(
+    app_client: TestClient,
+    sqlite_db: Database,
+    settings: Settings,
+    clock: FakeClock,
+    cipher: PhiCipher,
+) -> None:
+    item = _work_item(sqlite_db, cipher, clock, "copay")
+    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
+    token = csrf_of(app_client.get(f"/review/{item}").text)
+    app_client.post(f"/review/{item}/hand-over", data={"csrf_token": token, "pool": "billing"})
+    assert f'href="/review/{item}"' not in app_client.get("/review").text
+    assert f'href="/review/{item}"' in app_client.get("/review?pool=billing").text
+    bad = app_client.post(f"/review/{item}/hand-over", data={"csrf_token": token, "pool": "moon"})
+    assert "Choose the pool" in bad.text
+
+
+def test_urgent_items_come_first_with_an_alarm_on_every_page(
+    app_client: TestClient,
+    sqlite_db: Database,
+    settings: Settings,
+    clock: FakeClock,
+    cipher: PhiCipher,
+) -> None:
+    routine = _work_item(sqlite_db, cipher, clock, "routine")
+    urgent = _work_item(sqlite_db, cipher, clock, "chest-pain", Priority.URGENT, pool="nurses")
+    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
+    queue = app_client.get("/review?pool=all").text
+    assert queue.index(f'href="/review/{urgent}"') < queue.index(f'href="/review/{routine}"')
+    for path in ("/today", "/review", "/on-call"):
+        assert 'id="urgent-alarm"' in app_client.get(path).text, path
+
+
+def test_the_on_call_rota_takes_shifts_and_says_who_is_on_now(
+    app_client: TestClient,
+    sqlite_db: Database,
+    settings: Settings,
+    clock: FakeClock,
+) -> None:
+    nurse = _person(sqlite_db, settings, clock, Role.NURSE)
+    sign_in(app_client, nurse, clock)
+    page = app_client.get("/on-call")
+    assert "Nobody is on call right now" in page.text
+    token = csrf_of(page.text)
+    added = app_client.post(
+        "/on-call",
+        data={
+            "csrf_token": token,
+            "person": "nurse",
+            "starts": "2026-11-23T08:00",
+            "ends": "2026-11-23T20:00",
+            "note": "day shift",
+        },
+    )
+    assert added.status_code == 200
+    assert "On call now: Nurse" in _text(added.text)
+    wrong = app_client.post(
+        "/on-call",
+        data={
+            "csrf_token": token,
+            "person": "nurse",
+            "starts": "2026-11-23T20:00",
+            "ends": "2026-11-23T08:00",
+        },
+    )
+    assert wrong.status_code == 422
+    assert "must end after it starts" in wrong.text
+
+
+def test_front_desk_sees_the_rota_but_cannot_change_it(
+    app_client: TestClient,
+    sqlite_db: Database,
+    settings: Settings,
+    clock: FakeClock,
+) -> None:
+    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
+    page = app_client.get("/on-call")
+    assert page.status_code == 200
+    assert 'action="/on-call"' not in page.text
+    refused = app_client.post(
+        "/on-call",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "person": "x",
+            "starts": "2026-11-23T08:00",
+            "ends": "2026-11-23T09:00",
+        },
+    )
+    assert refused.status_code == 403
+
+
+def test_compliance_finds_who_looked_at_a_patient(
+    app_client: TestClient,
+    sqlite_db: Database,
+    settings: Settings,
+    clock: FakeClock,
+    practice: Path,
+) -> None:
+    desk = _person(sqlite_db, settings, clock, Role.FRONT_DESK)
+    officer = _person(sqlite_db, settings, clock, Role.COMPLIANCE)
+    sign_in(app_client, desk, clock)
+    link = re.search(r'href="/patients/([^"]+)"', app_client.get(f"/today?day={DAY}").text)
+    assert link
+    app_client.get(f"/patients/{link.group(1)}")
+    app_client.post("/sign-out", data={"csrf_token": csrf_of(app_client.get("/today").text)})
+    sign_in(app_client, officer, clock)
+    found = app_client.get(f"/audit?patient={link.group(1)}&user=frontdesk")
+    rows = re.findall(r"<tr><td>\d+</td>.*?</tr>", found.text, flags=re.DOTALL)
+    views = [_text(r) for r in rows]
+    assert any(" on patient " in v for v in views)
+    assert any(" on today " in v for v in views)
+    assert all("frontdesk" in v for v in views)
+    assert app_client.get("/today").status_code == 403  # compliance sees no patient data
+
+
+def test_the_messages_page_shows_the_outbox(
+    app_client: TestClient,
+    sqlite_db: Database,
+    settings: Settings,
+    clock: FakeClock,
+) -> None:
+    sign_in(app_client, _person(sqlite_db, settings, clock, Role.NURSE), clock)
+    page = app_client.get("/messages")
+    assert page.status_code == 200
+    assert "The outbox is empty." in page.text
+    assert "No messages from patients yet." in page.text
