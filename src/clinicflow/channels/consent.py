@@ -13,7 +13,7 @@ from collections.abc import Collection
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from clinicflow.engine.payloads import MessageChannel
@@ -74,6 +74,21 @@ def is_opted_out(session: Session, channel: MessageChannel, contact_digest: str)
     return bool(latest)
 
 
+_LATEST = (
+    select(func.max(ConsentChange.id).label("id"))
+    .where(ConsentChange.channel == bindparam("channel"))
+    .where(ConsentChange.contact_digest.in_(bindparam("digests", expanding=True)))
+    .group_by(ConsentChange.contact_digest)
+    .subquery()
+)
+# Built once (building it cost more than running it, a few times a run and a batch).
+_OPTED_OUT_AMONG = (
+    select(ConsentChange.contact_digest)
+    .join(_LATEST, ConsentChange.id == _LATEST.c.id)
+    .where(ConsentChange.opted_out.is_(True))
+)
+
+
 def opted_out_among(
     session: Session, channel: MessageChannel, digests: Collection[str]
 ) -> set[str]:
@@ -82,17 +97,6 @@ def opted_out_among(
     opted_out: set[str] = set()
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
-        latest = (
-            select(func.max(ConsentChange.id).label("id"))
-            .where(ConsentChange.channel == channel.value)
-            .where(ConsentChange.contact_digest.in_(chunk))
-            .group_by(ConsentChange.contact_digest)
-            .subquery()
-        )
-        rows = session.scalars(
-            select(ConsentChange.contact_digest)
-            .join(latest, ConsentChange.id == latest.c.id)
-            .where(ConsentChange.opted_out.is_(True))
-        )
-        opted_out.update(rows)
+        params = {"channel": channel.value, "digests": chunk}
+        opted_out.update(session.scalars(_OPTED_OUT_AMONG, params))
     return opted_out

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from clinicflow.channels.consent import opted_out_among
@@ -124,16 +124,17 @@ def check_many(
     return verdicts
 
 
+_VISITS = select(Appointment.fhir_id, Appointment.status, Appointment.start_at).where(
+    Appointment.fhir_id.in_(bindparam("ids", expanding=True))
+)
+
+
 def _visits(session: Session, refs: Sequence[str]) -> dict[str, tuple[str, datetime | None]]:
     """Status and start of each listed visit that still exists, by fhir id."""
     ids = sorted({ref.partition("/")[2] for ref in refs})
     found: dict[str, tuple[str, datetime | None]] = {}
     for start in range(0, len(ids), _VISIT_CHUNK):
-        rows = session.execute(
-            select(Appointment.fhir_id, Appointment.status, Appointment.start_at).where(
-                Appointment.fhir_id.in_(ids[start : start + _VISIT_CHUNK])
-            )
-        )
+        rows = session.execute(_VISITS, {"ids": ids[start : start + _VISIT_CHUNK]})
         found.update((row.fhir_id, (row.status, row.start_at)) for row in rows)
     return found
 

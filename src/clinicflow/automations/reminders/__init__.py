@@ -88,16 +88,13 @@ def run(ctx: RunContext) -> None:
         u.patient_id for u in upcoming if any(p.send_at <= ctx.now for p in plans[u.appointment_id])
     }
     if due_to:
-        riders = [
-            u
-            for u in upcoming_visits(
-                ctx.session,
-                start_after,
-                horizon,
-                patient_ids=sharing_contacts(ctx.session, due_to),
-            )
-            if u.appointment_id not in plans
-        ]
+        riders = upcoming_visits(
+            ctx.session,
+            start_after,
+            horizon,
+            patient_ids=sharing_contacts(ctx.session, due_to),
+            known=plans.keys(),
+        )
         plans.update(_plan_each(ctx, policy, riders))
         upcoming += riders
     taken = _send_due(ctx, upcoming, plans)
@@ -258,24 +255,25 @@ def _claim(ctx: RunContext, groups: Sequence[list[Due]]) -> list[list[Due]]:
     some), and one that won none is not sent. A dry run claims nothing and keeps them all."""
     if ctx.dry_run:
         return list(groups)
+    keys = [_key(items) for items in groups]
     claims = [
         NewClaim(
             _claim_key(item),
-            effect_key=_key(items),
+            effect_key=key,
             channel=item.route.channel.value,
             contact_digest=item.route.digest,
             practitioner_id=item.upcoming.practitioner_id,
             asks_reply=item.planned.touchpoint.asks_reply,
         )
-        for items in groups
+        for items, key in zip(groups, keys, strict=True)
         for item in items
     ]
     taken = take_claims(ctx.session, claims, now=ctx.now)
     won = []
-    for items in groups:
+    for items, key in zip(groups, keys, strict=True):
         mine = [item for item in items if _claim_key(item) in taken]
         if mine and len(mine) != len(items):
-            rekey(ctx.session, _key(items), _key(mine))
+            rekey(ctx.session, key, _key(mine))
         if mine:
             won.append(mine)
     return won

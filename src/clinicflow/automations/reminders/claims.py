@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from clinicflow.engine.effects import void_pending_keys
@@ -29,23 +29,26 @@ ClaimKey = tuple[str, str, datetime]  # (appointment id, touchpoint name, visit 
 _UNIQUE = ["appointment_id", "touchpoint", "start_at"]
 
 
+_HELD = (
+    select(
+        ReminderClaim.id,
+        ReminderClaim.appointment_id,
+        ReminderClaim.touchpoint,
+        ReminderClaim.start_at,
+        Effect.state,
+    )
+    .outerjoin(Effect, Effect.key == ReminderClaim.effect_key)
+    .where(ReminderClaim.appointment_id.in_(bindparam("ids", expanding=True)))
+)
+
+
 def held_claims(session: Session, appointment_ids: Iterable[str]) -> set[ClaimKey]:
     """Claims on these visits whose message still stands; voided ones are released first."""
     wanted = sorted(set(appointment_ids))
     held: set[ClaimKey] = set()
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start : start + CHUNK]
-        rows = session.execute(
-            select(
-                ReminderClaim.id,
-                ReminderClaim.appointment_id,
-                ReminderClaim.touchpoint,
-                ReminderClaim.start_at,
-                Effect.state,
-            )
-            .outerjoin(Effect, Effect.key == ReminderClaim.effect_key)
-            .where(ReminderClaim.appointment_id.in_(chunk))
-        ).all()
+        rows = session.execute(_HELD, {"ids": chunk}).all()
         released = [row.id for row in rows if row.state == EffectState.VOIDED]
         if released:
             session.execute(

@@ -178,9 +178,11 @@ def _tidy(out: str) -> str:
     """Drop tag-only lines and trailing spaces; keep at most one blank line in a row."""
     kept: list[str] = []
     for line in out.split("\n"):
-        if line.strip() == _TAG_LINE:
-            continue
-        line = line.replace(_TAG_LINE, "").rstrip()
+        if _TAG_LINE in line:
+            if line.strip() == _TAG_LINE:
+                continue
+            line = line.replace(_TAG_LINE, "")
+        line = line.rstrip()
         if line or (kept and kept[-1]):
             kept.append(line)
     return "\n".join(kept).strip("\n")

@@ -105,15 +105,21 @@ def upcoming_visits(
     *,
     ids: Collection[str] | None = None,
     patient_ids: Collection[str] | None = None,
+    known: Collection[str] = (),
 ) -> list[Upcoming]:
     """Booked or pending visits starting in (start_after, start_before], of living, active,
-    unmerged patients; only those with these `ids`, or of these `patient_ids`, when given."""
+    unmerged patients; only those with these `ids`, or of these `patient_ids`, when given;
+    none of the `known` ones."""
     window = {"after": start_after, "before": start_before}
     rows: list[Any] = []
     if ids is None and patient_ids is None:
-        rows.extend(session.execute(_IN_WINDOW, window))
+        rows.extend(row for row in session.execute(_IN_WINDOW, window) if row[0] not in known)
     elif ids is not None and len(ids) > WHOLE_WINDOW:
-        rows.extend(row for row in session.execute(_IN_WINDOW, window) if row[0] in ids)
+        rows.extend(
+            row
+            for row in session.execute(_IN_WINDOW, window)
+            if row[0] in ids and row[0] not in known
+        )
     else:
         query, wanted = (
             (_BY_ID, sorted(ids)) if ids is not None else (_BY_PATIENT, sorted(patient_ids or ()))
@@ -122,7 +128,7 @@ def upcoming_visits(
             rows.extend(
                 row
                 for row in session.execute(query, {**window, "ids": wanted[first : first + CHUNK]})
-                if _is_upcoming(row, start_after, start_before)
+                if row[0] not in known and _is_upcoming(row, start_after, start_before)
             )
     rows.sort(key=lambda row: (row[1], row[0]))
     specialties = _specialties(session)
@@ -160,6 +166,21 @@ def _specialties(session: Session) -> dict[str, str | None]:
     return found
 
 
+_CONTACT_DIGESTS = select(LookupIndex.kind, LookupIndex.digest).where(
+    LookupIndex.resource_type == "Patient",
+    LookupIndex.fhir_id.in_(bindparam("ids", expanding=True)),
+    LookupIndex.kind.in_(_CONTACT_KINDS),
+)
+_SHARING = select(LookupIndex.resource_type, LookupIndex.fhir_id).where(
+    LookupIndex.kind == bindparam("kind"),
+    LookupIndex.digest.in_(bindparam("digests", expanding=True)),
+)
+_BODIES = select(FhirResource.fhir_id, FhirResource.body).where(
+    FhirResource.resource_type == bindparam("resource_type"),
+    FhirResource.fhir_id.in_(bindparam("ids", expanding=True)),
+)
+
+
 def sharing_contacts(session: Session, patient_ids: Collection[str]) -> set[str]:
     """These patients and every patient who shares a phone number or e-mail with one of them
     (a family on one phone), from the replica's blind-index lookups."""
@@ -168,13 +189,7 @@ def sharing_contacts(session: Session, patient_ids: Collection[str]) -> set[str]
     for first in range(0, len(wanted), CHUNK):
         digests.update(
             (row[0], row[1])
-            for row in session.execute(
-                select(LookupIndex.kind, LookupIndex.digest).where(
-                    LookupIndex.resource_type == "Patient",
-                    LookupIndex.fhir_id.in_(wanted[first : first + CHUNK]),
-                    LookupIndex.kind.in_(_CONTACT_KINDS),
-                )
-            )
+            for row in session.execute(_CONTACT_DIGESTS, {"ids": wanted[first : first + CHUNK]})
         )
     found = set(wanted)
     for kind in _CONTACT_KINDS:
@@ -182,12 +197,7 @@ def sharing_contacts(session: Session, patient_ids: Collection[str]) -> set[str]
         for first in range(0, len(mine), CHUNK):
             # Filtered on the type here, not in SQL: given `resource_type = 'Patient'`, SQLite
             # without statistics walks every patient's lookups instead of (kind, digest).
-            rows = session.execute(
-                select(LookupIndex.resource_type, LookupIndex.fhir_id).where(
-                    LookupIndex.kind == kind,
-                    LookupIndex.digest.in_(mine[first : first + CHUNK]),
-                )
-            )
+            rows = session.execute(_SHARING, {"kind": kind, "digests": mine[first : first + CHUNK]})
             found.update(row.fhir_id for row in rows if row.resource_type == "Patient")
     return found
 
@@ -198,10 +208,7 @@ def _bodies(
     wanted = sorted(set(ids))
     for start in range(0, len(wanted), CHUNK):
         rows = session.execute(
-            select(FhirResource.fhir_id, FhirResource.body).where(
-                FhirResource.resource_type == resource_type,
-                FhirResource.fhir_id.in_(wanted[start : start + CHUNK]),
-            )
+            _BODIES, {"resource_type": resource_type, "ids": wanted[start : start + CHUNK]}
         )
         for fhir_id, body in rows:
             yield fhir_id, open_body(cipher, body, resource_type, fhir_id)
