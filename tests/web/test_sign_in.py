@@ -276,3 +276,20 @@ def test_next_never_redirects_off_the_site(
         follow_redirects=False,
     )
     assert done.headers["location"] == "/today"
+
+
+def test_behind_tls_the_cookie_is_secure_and_hsts_is_sent(
+    sqlite_db: Database, clock: FakeClock, tmp_path: Path
+) -> None:
+    settings = staff_settings(tmp_path, public_url="https://clinic.example.org")
+    desk = add_person(sqlite_db, settings, clock, "dana", Role.FRONT_DESK)
+    with TestClient(
+        create_app(settings, db=sqlite_db, clock=clock), base_url="https://clinic.example.org"
+    ) as client:
+        answer = _password_step(client, desk.username, desk.password)
+        assert "Secure" in answer.headers["set-cookie"]
+        assert answer.headers["strict-transport-security"].startswith("max-age=")
+    with TestClient(
+        create_app(staff_settings(tmp_path / "plain"), db=sqlite_db, clock=clock)
+    ) as plain:
+        assert "strict-transport-security" not in plain.get("/sign-in").headers

@@ -9,7 +9,6 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.table import Table
 
 from clinicflow.cli.runtime import Runtime
 from clinicflow.cli.serve import run_web
@@ -56,12 +55,11 @@ def demo(
         if isinstance(automation.trigger, Schedule):
             outcome = run_now(engine, automation.name, requested_by="demo")
             say(f"ran {automation.name}: {outcome.state}, units {outcome.units or '{}'}")
-    people = _demo_users(rt)
+    _print_demo_users(rt, _demo_users(rt))
     if not serve:
         return
     helper = _start_worker() if worker else None
-    say(f"\n[bold]clinicflow demo is ready: http://{host}:{port}[/]")
-    _print_demo_users(rt, people)
+    say(f"\n[bold]clinicflow demo is ready: http://{host}:{port}[/] (sign in as a user above)")
     say("CLI: .venv/bin/clinicflow status | work-items list | automations list | audit verify")
     try:
         run_web(rt, host, port)
@@ -80,20 +78,20 @@ def _demo_users(rt: Runtime) -> list[DemoUser]:
 
 def _print_demo_users(rt: Runtime, people: list[DemoUser]) -> None:
     """How to sign in: demo accounts only (a real practice never sees a secret printed)."""
-    table = Table(
-        "username",
-        "role",
-        "password",
-        "TOTP key (add to an authenticator app)",
-        title="Demo sign-in (MFA is required for everyone)",
+    say = rt.console.print
+    if not people:
+        return
+    say(
+        "\n[bold]Demo sign-in[/] (MFA is required for everyone; add a key to an authenticator "
+        f"app, or run [bold].venv/bin/clinicflow users demo-code USERNAME[/]). "
+        f"Password for every demo user: [bold]{people[0].password}[/]"
     )
     for p in people:
-        table.add_row(p.username, p.role.value, p.password, p.totp_secret)
-    rt.console.print(table)
-    rt.console.print(
-        "No authenticator app at hand? "
-        "[bold].venv/bin/clinicflow users demo-code frontdesk[/] prints the code."
-    )
+        say(
+            f"  {p.username:<11} {p.role.value:<20} TOTP key {p.totp_secret}",
+            markup=False,
+            highlight=False,
+        )
 
 
 def _sync(rt: Runtime, folder: Path) -> None:
