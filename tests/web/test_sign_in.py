@@ -28,14 +28,14 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def client(sqlite_db: Database, clock: FakeClock, settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, db=sqlite_db, clock=clock)) as test_client:
+def client(db: Database, clock: FakeClock, settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, db=db, clock=clock)) as test_client:
         yield test_client
 
 
 @pytest.fixture
-def desk(sqlite_db: Database, settings: Settings, clock: FakeClock) -> Person:
-    return add_person(sqlite_db, settings, clock, "dana", Role.FRONT_DESK)
+def desk(db: Database, settings: Settings, clock: FakeClock) -> Person:
+    return add_person(db, settings, clock, "dana", Role.FRONT_DESK)
 
 
 def _audit_actions(db: Database) -> list[tuple[str, str]]:
@@ -70,16 +70,16 @@ def test_the_api_without_credentials_answers_401_not_a_redirect(client: TestClie
 
 
 def test_password_and_totp_sign_a_person_in_and_land_them_on_today(
-    client: TestClient, desk: Person, clock: FakeClock, sqlite_db: Database
+    client: TestClient, desk: Person, clock: FakeClock, db: Database
 ) -> None:
     sign_in(client, desk, clock)
     page = client.get("/")
     assert page.status_code == 200
     assert "<h1>Today" in page.text
-    assert ("dana", "sign-in") in _audit_actions(sqlite_db)
+    assert ("dana", "sign-in") in _audit_actions(db)
     cookie = client.cookies.get("cf_session")
     assert cookie
-    with sqlite_db.transaction() as session:
+    with db.transaction() as session:
         stored = list(session.scalars(sa.select(StaffSession.token_digest)))
     assert cookie not in stored  # only the digest is kept
 
@@ -95,7 +95,7 @@ def test_the_session_cookie_is_httponly_and_samesite_strict(
 
 
 def test_a_wrong_password_is_refused_with_the_same_words_as_an_unknown_user(
-    client: TestClient, desk: Person, sqlite_db: Database
+    client: TestClient, desk: Person, db: Database
 ) -> None:
     wrong = _password_step(client, desk.username, "not the password at all")
     unknown = _password_step(client, "nobody", "not the password at all")
@@ -103,8 +103,8 @@ def test_a_wrong_password_is_refused_with_the_same_words_as_an_unknown_user(
     message = "That username and password do not match"
     assert message in wrong.text
     assert message in unknown.text
-    assert ("dana", "sign-in-failed") in _audit_actions(sqlite_db)
-    assert ("nobody", "sign-in-failed") in _audit_actions(sqlite_db)
+    assert ("dana", "sign-in-failed") in _audit_actions(db)
+    assert ("nobody", "sign-in-failed") in _audit_actions(db)
 
 
 def test_after_the_password_only_the_mfa_step_is_reachable(
@@ -131,13 +131,13 @@ def test_a_totp_code_that_was_used_once_is_refused_the_second_time(
     client: TestClient,
     desk: Person,
     clock: FakeClock,
-    sqlite_db: Database,
+    db: Database,
     settings: Settings,
 ) -> None:
     sign_in(client, desk, clock)
     assert desk.totp is not None
     used = desk.totp.at(clock.now())  # the code that just signed in
-    with TestClient(create_app(settings, db=sqlite_db, clock=clock)) as other:
+    with TestClient(create_app(settings, db=db, clock=clock)) as other:
         _password_step(other, desk.username, desk.password)
         mfa = other.get("/sign-in/mfa")
         answer = other.post("/sign-in/mfa", data={"code": used, "csrf_token": csrf_of(mfa.text)})
@@ -146,9 +146,9 @@ def test_a_totp_code_that_was_used_once_is_refused_the_second_time(
 
 
 def test_a_recovery_code_signs_in_once(
-    client: TestClient, sqlite_db: Database, settings: Settings, clock: FakeClock
+    client: TestClient, db: Database, settings: Settings, clock: FakeClock
 ) -> None:
-    person = add_person(sqlite_db, settings, clock, "rosa", Role.NURSE, enrolled=False)
+    person = add_person(db, settings, clock, "rosa", Role.NURSE, enrolled=False)
     _password_step(client, person.username, person.password)
     enrol_page = client.get("/mfa/enrol")
     secret = enrol_page.text.split('id="totp-secret">')[1].split("<")[0]
@@ -175,9 +175,9 @@ def test_a_recovery_code_signs_in_once(
 
 
 def test_first_sign_in_enrols_mfa_with_a_qr_code_and_the_secret(
-    client: TestClient, sqlite_db: Database, settings: Settings, clock: FakeClock
+    client: TestClient, db: Database, settings: Settings, clock: FakeClock
 ) -> None:
-    person = add_person(sqlite_db, settings, clock, "rosa", Role.NURSE, enrolled=False)
+    person = add_person(db, settings, clock, "rosa", Role.NURSE, enrolled=False)
     answer = _password_step(client, person.username, person.password)
     assert answer.headers["location"].startswith("/mfa/enrol")
     page = client.get("/mfa/enrol")
@@ -185,7 +185,7 @@ def test_first_sign_in_enrols_mfa_with_a_qr_code_and_the_secret(
     assert "data:" not in page.text
     again = client.get("/mfa/enrol")
     assert again.text.split('id="totp-secret">')[1] == page.text.split('id="totp-secret">')[1]
-    assert ("rosa", "mfa-enrol") not in _audit_actions(sqlite_db)
+    assert ("rosa", "mfa-enrol") not in _audit_actions(db)
 
 
 def test_five_wrong_passwords_lock_the_account_for_a_while(
@@ -202,7 +202,7 @@ def test_five_wrong_passwords_lock_the_account_for_a_while(
 
 
 def test_a_session_idle_for_15_minutes_is_logged_off(
-    client: TestClient, desk: Person, clock: FakeClock, sqlite_db: Database
+    client: TestClient, desk: Person, clock: FakeClock, db: Database
 ) -> None:
     sign_in(client, desk, clock)
     clock.advance(timedelta(minutes=14))
@@ -211,7 +211,7 @@ def test_a_session_idle_for_15_minutes_is_logged_off(
     answer = client.get("/today", follow_redirects=False)
     assert answer.status_code == 303
     assert answer.headers["location"].startswith("/sign-in")
-    with sqlite_db.transaction() as session:
+    with db.transaction() as session:
         reasons = list(session.scalars(sa.select(StaffSession.ended_reason)))
     assert "idle" in reasons
 
@@ -279,17 +279,17 @@ def test_next_never_redirects_off_the_site(
 
 
 def test_behind_tls_the_cookie_is_secure_and_hsts_is_sent(
-    sqlite_db: Database, clock: FakeClock, tmp_path: Path
+    db: Database, clock: FakeClock, tmp_path: Path
 ) -> None:
     settings = staff_settings(tmp_path, public_url="https://clinic.example.org")
-    desk = add_person(sqlite_db, settings, clock, "dana", Role.FRONT_DESK)
+    desk = add_person(db, settings, clock, "dana", Role.FRONT_DESK)
     with TestClient(
-        create_app(settings, db=sqlite_db, clock=clock), base_url="https://clinic.example.org"
+        create_app(settings, db=db, clock=clock), base_url="https://clinic.example.org"
     ) as client:
         answer = _password_step(client, desk.username, desk.password)
         assert "Secure" in answer.headers["set-cookie"]
         assert answer.headers["strict-transport-security"].startswith("max-age=")
     with TestClient(
-        create_app(staff_settings(tmp_path / "plain"), db=sqlite_db, clock=clock)
+        create_app(staff_settings(tmp_path / "plain"), db=db, clock=clock)
     ) as plain:
         assert "strict-transport-security" not in plain.get("/sign-in").headers
