@@ -296,3 +296,35 @@ def test_the_messages_page_shows_the_outbox(
     assert page.status_code == 200
     assert "The outbox is empty." in page.text
     assert "No messages from patients yet." in page.text
+
+
+def test_an_engineer_switches_an_automation_to_dry_run_and_queues_a_run(
+    app_client: TestClient,
+    sqlite_db: Database,
+    settings: Settings,
+    clock: FakeClock,
+) -> None:
+    sign_in(app_client, _person(sqlite_db, settings, clock, Role.AUTOMATION_ENGINEER), clock)
+    page = app_client.get("/automations")
+    token = csrf_of(page.text)
+    switched = app_client.post(
+        "/automations/daily-digest/switch", data={"csrf_token": token, "mode": "dry-run"}
+    )
+    assert "daily-digest is now dry-run" in switched.text
+    row = next(
+        r
+        for r in re.findall(r"<tr>.*?</tr>", switched.text, flags=re.DOTALL)
+        if "<td>daily-digest</td>" in r
+    )
+    assert 'class="mode-dry-run">dry-run<' in row
+    queued = app_client.post("/automations/daily-digest/run", data={"csrf_token": token})
+    assert re.search(r"Run \d+ of daily-digest queued", queued.text)
+    runs = app_client.get("/api/v1/runs?automation=daily-digest").json()
+    assert runs[0]["dry_run"] is True
+    assert runs[0]["requested_by"] == "automationengineer"
+    assert (
+        app_client.post(
+            "/automations/daily-digest/switch", data={"csrf_token": token, "mode": "sideways"}
+        ).status_code
+        == 422
+    )
