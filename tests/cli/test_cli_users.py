@@ -70,7 +70,8 @@ def test_a_weak_password_or_unknown_role_is_one_clear_line(data_dir: Path) -> No
 
 def test_reset_mfa_and_disable_are_audited_and_take_effect(data_dir: Path) -> None:
     assert (
-        _add(data_dir, "nora", "--role", "nurse", password="copper meadow violin sunset").returncode == 0
+        _add(data_dir, "nora", "--role", "nurse", password="copper meadow violin sunset").returncode
+        == 0
     )
     settings = Settings(data_dir=data_dir)
     db = Database.from_url(settings.resolved_database_url)

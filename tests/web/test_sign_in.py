@@ -289,7 +289,5 @@ def test_behind_tls_the_cookie_is_secure_and_hsts_is_sent(
         answer = _password_step(client, desk.username, desk.password)
         assert "Secure" in answer.headers["set-cookie"]
         assert answer.headers["strict-transport-security"].startswith("max-age=")
-    with TestClient(
-        create_app(staff_settings(tmp_path / "plain"), db=db, clock=clock)
-    ) as plain:
+    with TestClient(create_app(staff_settings(tmp_path / "plain"), db=db, clock=clock)) as plain:
         assert "strict-transport-security" not in plain.get("/sign-in").headers

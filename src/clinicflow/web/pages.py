@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -25,7 +25,7 @@ from clinicflow.engine import (
     set_switch,
     switch_for,
 )
-from clinicflow.errors import ClinicflowError, SecurityError
+from clinicflow.errors import ClinicflowError, EngineError, SecurityError
 from clinicflow.security.permissions import Permission
 from clinicflow.security.phi import PhiCipher, keyring_from_settings
 from clinicflow.web.auth import Staff, require
@@ -94,7 +94,10 @@ def switch(
     mode: Annotated[str, Form(pattern="^(live|dry-run|off)$")],
 ) -> Response:
     """Turn an automation off, to dry run (records, sends nothing) or live."""
-    state.registry.get(name)  # an unknown name is a 404 below, not a stray switch row
+    try:
+        state.registry.get(name)  # never a switch row for an automation that does not exist
+    except EngineError as exc:
+        raise HTTPException(404, exc.message) from exc
     with state.db.transaction() as session:
         set_switch(
             session,

@@ -39,6 +39,7 @@ from clinicflow.web.audit_views import audit_view, view_detail
 from clinicflow.web.auth import Staff, require
 from clinicflow.web.health import State
 from clinicflow.web.pages import engine_runtime
+from clinicflow.web.params import RowId
 from clinicflow.web.routes.today import parse_day
 from clinicflow.web.staff_ui import cipher_of
 
@@ -144,7 +145,7 @@ class OutboxOut(BaseModel):
 
 
 def _engine_problem(exc: EngineError) -> HTTPException:
-    status = 404 if exc.code.endswith("not_found") else 409
+    status = 404 if exc.code.endswith(("not_found", "unknown")) else 409
     return HTTPException(status, exc.message)
 
 
@@ -267,7 +268,7 @@ def work_item(
     request: Request,
     state: State,
     staff: Annotated[Staff, _caller(Permission.WORK_VIEW)],
-    item_id: int,
+    item_id: RowId,
 ) -> WorkItemOut:
     """One work item with its notes."""
     try:
@@ -287,7 +288,7 @@ def work_item(
 
 @router.post("/work-items/{item_id}/claim", status_code=204)
 def claim(
-    state: State, staff: Annotated[Staff, _caller(Permission.WORK_ACT)], item_id: int
+    state: State, staff: Annotated[Staff, _caller(Permission.WORK_ACT)], item_id: RowId
 ) -> None:
     """Claim a work item for the caller."""
     try:
@@ -301,7 +302,10 @@ def claim(
 
 @router.post("/work-items/{item_id}/notes", status_code=204)
 def note(
-    state: State, staff: Annotated[Staff, _caller(Permission.WORK_ACT)], item_id: int, body: NoteIn
+    state: State,
+    staff: Annotated[Staff, _caller(Permission.WORK_ACT)],
+    item_id: RowId,
+    body: NoteIn,
 ) -> None:
     """Add a note to a work item."""
     try:
@@ -320,7 +324,7 @@ def note(
 
 @router.post("/work-items/{item_id}/resolve", status_code=204)
 def resolve(
-    state: State, staff: Annotated[Staff, _caller(Permission.WORK_ACT)], item_id: int
+    state: State, staff: Annotated[Staff, _caller(Permission.WORK_ACT)], item_id: RowId
 ) -> None:
     """Close a work item as completed."""
     try:

@@ -16,6 +16,7 @@ from clinicflow.security.permissions import ROLE_PERMISSIONS, Permission, Role
 from clinicflow.store.staff import StaffUser
 from clinicflow.web.auth import Staff, require
 from clinicflow.web.health import State
+from clinicflow.web.params import RowId
 from clinicflow.web.staff_ui import render
 
 router = APIRouter()
@@ -103,7 +104,7 @@ def add(
 
 
 @router.post("/on-call/{shift_id}/remove", response_model=None)
-def remove(state: State, staff: Editor, shift_id: int) -> Response:
+def remove(state: State, staff: Editor, shift_id: RowId) -> Response:
     """Take a shift off the rota."""
     with state.db.transaction() as session:
         remove_shift(session, shift_id, by=staff.user.username, now=staff.seen_at)

@@ -21,6 +21,7 @@ from clinicflow.security.permissions import Permission, Role
 from clinicflow.web.audit_views import view_detail
 from clinicflow.web.auth import Staff, require
 from clinicflow.web.health import State
+from clinicflow.web.params import RowId
 from clinicflow.web.staff_ui import URGENT_PRIORITIES, cipher_of, render
 
 router = APIRouter()
@@ -73,7 +74,7 @@ def review_queue(
 
 @router.get("/review/{item_id}", response_class=HTMLResponse)
 def work_item_page(
-    request: Request, state: State, staff: Viewer, item_id: int, error: str | None = None
+    request: Request, state: State, staff: Viewer, item_id: RowId, error: str | None = None
 ) -> HTMLResponse:
     """One work item with its notes and what can be done with it."""
     try:
@@ -112,7 +113,7 @@ def _act(
     request: Request,
     state: State,
     staff: Staff,
-    item_id: int,
+    item_id: RowId,
     action: str,
     text: str = "",
     pool: str = "",
@@ -144,7 +145,7 @@ def _act(
 
 
 @router.post("/review/{item_id}/claim", response_model=None)
-def claim(request: Request, state: State, staff: Actor, item_id: int) -> Response:
+def claim(request: Request, state: State, staff: Actor, item_id: RowId) -> Response:
     """Take the item: it is yours until you resolve it or hand it on."""
     return _act(request, state, staff, item_id, "claim")
 
@@ -154,7 +155,7 @@ def note(
     request: Request,
     state: State,
     staff: Actor,
-    item_id: int,
+    item_id: RowId,
     text: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     """Add a note (it may hold PHI: it is encrypted and its writing audited)."""
@@ -166,7 +167,7 @@ def resolve(
     request: Request,
     state: State,
     staff: Actor,
-    item_id: int,
+    item_id: RowId,
     text: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     """Close the item as done, with an optional closing note."""
@@ -178,7 +179,7 @@ def hand_over(
     request: Request,
     state: State,
     staff: Actor,
-    item_id: int,
+    item_id: RowId,
     pool: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     """Give the item to another pool."""

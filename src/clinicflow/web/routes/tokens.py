@@ -13,6 +13,7 @@ from clinicflow.security.permissions import ROLE_PERMISSIONS, Permission
 from clinicflow.security.tokens import create_token, list_tokens, revoke_token
 from clinicflow.web.auth import Staff, require
 from clinicflow.web.health import State
+from clinicflow.web.params import RowId
 from clinicflow.web.staff_ui import render
 
 router = APIRouter()
@@ -79,7 +80,7 @@ async def new_token(request: Request, state: State, staff: Owner) -> HTMLRespons
 
 
 @router.post("/account/tokens/{token_id}/revoke", response_model=None)
-def revoke(state: State, staff: Owner, token_id: int) -> Response:
+def revoke(state: State, staff: Owner, token_id: RowId) -> Response:
     """Revoke a token at once."""
     with state.db.transaction() as session:
         revoke_token(session, staff.user, token_id, now=staff.seen_at)
