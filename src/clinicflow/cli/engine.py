@@ -31,6 +31,7 @@ from clinicflow.engine import (
     serve,
     set_switch,
 )
+from clinicflow.engine.worker import audit_index_job
 from clinicflow.logs import configure_logging
 from clinicflow.security.audit import Actor
 
@@ -186,7 +187,7 @@ def worker(
         workers=workers or rt.settings.worker_threads,
         processes=processes,
         tick_s=tick_s,
-        periodic=ehr_jobs(rt.settings, rt.db, rt.cipher, rt.clock),
+        periodic=[*ehr_jobs(rt.settings, rt.db, rt.cipher, rt.clock), audit_index_job(rt.db)],
     )
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 
 from clinicflow.clock import Clock
-from clinicflow.engine.periodic import Periodic, run_due
+from clinicflow.engine.periodic import JobRun, Periodic, run_due
 from clinicflow.engine.queue import TaskQueue
 from clinicflow.engine.registry import EXTRA_AUTOMATIONS_ENV, Registry
 from clinicflow.engine.runtime import (
@@ -20,7 +21,7 @@ from clinicflow.engine.runtime import (
 )
 from clinicflow.engine.scheduler import tick
 from clinicflow.engine.tasks import bind_tasks
-from clinicflow.security.audit import anchor_dir_for, write_head_anchor
+from clinicflow.security.audit import anchor_dir_for, catch_up_audit_index, write_head_anchor
 from clinicflow.security.phi import PhiCipher
 from clinicflow.settings import Settings
 from clinicflow.store import Database
@@ -116,3 +117,15 @@ def _anchor_audit_head(ctx: DailyHookContext) -> None:
 
 
 register_daily_hook("audit-anchor", _anchor_audit_head)
+
+AUDIT_INDEX_JOB = "audit-index"
+
+
+def audit_index_job(db: Database, *, every: timedelta = timedelta(minutes=1)) -> Periodic:
+    """Index list views' audit rows under their patients, in batches (see record_access)."""
+
+    def run(_job: JobRun) -> Mapping[str, object]:
+        with db.transaction() as session:
+            return {"rows_read": catch_up_audit_index(session)}
+
+    return Periodic(AUDIT_INDEX_JOB, every, run, lease=timedelta(minutes=5))

@@ -89,6 +89,20 @@ class AuditResource(Base):
     seq: Mapped[int] = mapped_column(SeqType, ForeignKey("audit_log.seq"), primary_key=True)
 
 
+class AuditIndexMark(Base):
+    """How far the deferred index has been built: rows up to `seq` are in `audit_resource`.
+
+    A list view (the Today board names hundreds of patients) writes its audit row at once and
+    leaves its index rows to `catch_up_audit_index`, which adds many views' rows in one sorted
+    batch; a search by patient catches up first, so it is always exact.
+    """
+
+    __tablename__ = "audit_index_marks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(SeqType)
+
+
 def _table(model: type[Base]) -> Table:
     table = model.__table__
     if not isinstance(table, Table):  # always true for a declarative model; narrows the type

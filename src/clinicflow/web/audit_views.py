@@ -1,7 +1,9 @@
 """Auditing what a person saw: one audit row per page view or API call that showed PHI.
 
-A list view writes one row naming everything listed (not one row per patient), indexed under the
-patients it showed, so "who looked at this patient" stays one index lookup.
+A list view writes one row naming everything listed (not one row per patient). Its index under the
+patients it showed is built in batches by `catch_up_audit_index` (the worker's `audit-index` job,
+and every search by patient first), so "who looked at this patient" stays one exact index lookup
+without hundreds of index writes on every page view.
 """
 
 from __future__ import annotations
@@ -41,5 +43,5 @@ def audit_view(
         list(dict.fromkeys([*refs, *patient_refs])),
         at=staff.seen_at,
         detail=view_detail(staff, view, path, count=len(patient_refs)),
-        index=list(dict.fromkeys(patient_refs)),
+        index_later=True,
     )

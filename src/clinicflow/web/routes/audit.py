@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
-from clinicflow.security.audit import record_access
+from clinicflow.security.audit import catch_up_audit_index, record_access
 from clinicflow.security.audit_search import AuditQuery, search_audit
 from clinicflow.security.permissions import Permission
 from clinicflow.web.audit_views import view_detail
@@ -50,6 +50,9 @@ def audit_page(
         since=_day(since, zone, end=False),
         until=_day(until, zone, end=True),
     )
+    if query.patient_id:
+        with state.db.transaction() as session:
+            catch_up_audit_index(session)  # list views' rows are indexed in batches
     with state.db.transaction() as session:
         entries = search_audit(session, query)
         record_access(
