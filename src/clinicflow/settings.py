@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     session_hours: int = Field(
         12, ge=1, le=24, description="A sign-in lasts at most this long, active or not"
     )
+    web_workers: int = Field(
+        1, ge=1, le=32, description="Processes `clinicflow serve` runs (one per core is plenty)"
+    )
     worker_threads: int = Field(4, description="Worker threads per `clinicflow worker` process")
     effect_lease_s: float = Field(120.0, description="How long a worker may hold an effect")
     log_level: str = Field("INFO", description="Log level for the JSON logs")

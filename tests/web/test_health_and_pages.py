@@ -166,7 +166,10 @@ def _embedded_env(data_dir: Path) -> dict[str, str]:
     return env | {"CLINICFLOW_DATA_DIR": str(data_dir)}
 
 
-def test_clinicflow_serve_answers_healthz_on_the_port_it_was_given(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_clinicflow_serve_answers_healthz_on_the_port_it_was_given(
+    tmp_path: Path, workers: int
+) -> None:
     env = _embedded_env(tmp_path)
     upgrade = subprocess.run(
         [CLINICFLOW, "db", "upgrade"], env=env, cwd=tmp_path, capture_output=True, text=True
@@ -175,7 +178,7 @@ def test_clinicflow_serve_answers_healthz_on_the_port_it_was_given(tmp_path: Pat
     port = _free_port()
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen(
-        [CLINICFLOW, "serve", "--port", str(port)],
+        [CLINICFLOW, "serve", "--port", str(port), "--workers", str(workers)],
         env=env,
         cwd=tmp_path,
         stdout=log,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -328,3 +329,31 @@ def test_an_engineer_switches_an_automation_to_dry_run_and_queues_a_run(
         ).status_code
         == 422
     )
+
+
+def test_the_board_shows_a_change_to_the_replica_at_the_next_view(
+    app_client: TestClient,
+    sqlite_db: Database,
+    settings: Settings,
+    clock: FakeClock,
+    practice: Path,
+    cipher: PhiCipher,
+    tmp_path: Path,
+) -> None:
+    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
+    before = app_client.get(f"/today?day={DAY}").text
+    assert app_client.get(f"/today?day={DAY}").text == before  # served again, unchanged
+    shown = re.findall(r'<tr class="visit status-booked', before)
+    visit = next(
+        v
+        for v in map(json.loads, (practice / "Appointment.ndjson").read_text().splitlines())
+        if v["status"] == "booked" and v.get("start", "").startswith(str(DAY))
+    )
+    visit["status"] = "cancelled"
+    visit["meta"] = {"lastUpdated": "2026-11-23T15:00:00Z"}
+    change = tmp_path / "change"
+    change.mkdir()
+    (change / "Appointment.ndjson").write_text(json.dumps(visit) + "\n")
+    sync_folder(sqlite_db, cipher, clock, change)
+    after = app_client.get(f"/today?day={DAY}").text
+    assert len(re.findall(r'<tr class="visit status-booked', after)) == len(shown) - 1

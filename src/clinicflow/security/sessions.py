@@ -20,7 +20,10 @@ from clinicflow.store.staff import StaffSession, StaffUser
 
 __all__ = [
     "ActiveSession",
+    "SessionCheck",
     "SessionPolicy",
+    "apply_session_check",
+    "check_session",
     "end_session",
     "load_session",
     "open_session",
@@ -84,12 +87,26 @@ def open_session(
     return token
 
 
-def load_session(
+@dataclass(frozen=True, slots=True)
+class SessionCheck:
+    """What a read-only look at a session found, and the write it calls for, if any."""
+
+    active: ActiveSession | None
+    digest: str | None = None
+    end_reason: str | None = None  # disabled user, expired, idle: end the row
+    touch: bool = False  # refresh last_seen_at
+
+    @property
+    def needs_write(self) -> bool:
+        return self.end_reason is not None or self.touch
+
+
+def check_session(
     session: Session, token: str | None, *, policy: SessionPolicy, now: datetime
-) -> ActiveSession | None:
-    """The live session behind `token`, touched; None when absent, ended, idle or expired."""
+) -> SessionCheck:
+    """Look at the session behind `token` without writing (a read transaction will do)."""
     if not token or len(token) > 128:
-        return None
+        return SessionCheck(None)
     digest = token_digest(token)
     row = session.execute(
         select(StaffSession, StaffUser)
@@ -97,27 +114,49 @@ def load_session(
         .where(StaffSession.token_digest == digest, StaffSession.ended_at.is_(None))
     ).first()
     if row is None:
-        return None
+        return SessionCheck(None)
     stored, user = row.tuple()
     if user.disabled_at is not None:
-        end_session(session, digest, reason="user-disabled", now=now)
-        return None
+        return SessionCheck(None, digest, end_reason="user-disabled")
     if now >= stored.expires_at:
-        end_session(session, digest, reason="expired", now=now)
-        return None
+        return SessionCheck(None, digest, end_reason="expired")
     if now - stored.last_seen_at >= policy.idle:
-        end_session(session, digest, reason="idle", now=now)
-        return None
-    if now - stored.last_seen_at >= TOUCH_EVERY:
-        stored.last_seen_at = now
-    return ActiveSession(
+        return SessionCheck(None, digest, end_reason="idle")
+    touch = now - stored.last_seen_at >= TOUCH_EVERY
+    seen = now if touch else stored.last_seen_at
+    active = ActiveSession(
         token_digest=digest,
         user=identity_of(user),
         mfa_passed=stored.mfa_passed,
         csrf_token=stored.csrf_token,
         expires_at=stored.expires_at,
-        idle_until=stored.last_seen_at + policy.idle,
+        idle_until=seen + policy.idle,
     )
+    return SessionCheck(active, digest, touch=touch)
+
+
+def apply_session_check(session: Session, check: SessionCheck, *, now: datetime) -> None:
+    """Write what `check` called for: end the session, or refresh when it was last seen."""
+    if check.digest is None:
+        return
+    if check.end_reason is not None:
+        end_session(session, check.digest, reason=check.end_reason, now=now)
+    elif check.touch:
+        session.execute(
+            update(StaffSession)
+            .where(StaffSession.token_digest == check.digest, StaffSession.ended_at.is_(None))
+            .values(last_seen_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def load_session(
+    session: Session, token: str | None, *, policy: SessionPolicy, now: datetime
+) -> ActiveSession | None:
+    """The live session behind `token`, touched; None when absent, ended, idle or expired."""
+    check = check_session(session, token, policy=policy, now=now)
+    apply_session_check(session, check, now=now)
+    return check.active
 
 
 def end_session(session: Session, digest: str, *, reason: str, now: datetime) -> None:

@@ -29,10 +29,12 @@ __all__ = [
     "list_tokens",
     "revoke_token",
     "token_grant",
+    "touch_token",
 ]
 
 TOKEN_PREFIX = "cfpat_"  # noqa: S105  (a prefix to spot a leaked token, not a secret)
 MAX_DAYS = 366
+TOUCH_EVERY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class TokenGrant:
     user: StaffIdentity
     scopes: frozenset[Permission]
     token_id: int
+    touch: bool = False  # last_used_at is due for a refresh (see touch_token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +120,9 @@ def create_token(
 
 
 def token_grant(session: Session, secret: str, *, now: datetime) -> TokenGrant | None:
-    """What the presented secret grants now; None for an unknown, revoked or expired token."""
+    """What the presented secret grants now; None for an unknown, revoked or expired token.
+
+    Only reads: a read transaction will do; `touch_token` records the use when `touch` says so."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 128:
         return None
     row = session.execute(
@@ -131,9 +136,19 @@ def token_grant(session: Session, secret: str, *, now: datetime) -> TokenGrant |
     if now >= token.expires_at or user.disabled_at is not None:
         return None
     identity = identity_of(user)
-    token.last_used_at = now
+    touch = token.last_used_at is None or now - token.last_used_at >= TOUCH_EVERY
     scopes = frozenset(Permission(s) for s in token.scopes) & ROLE_PERMISSIONS[identity.role]
-    return TokenGrant(user=identity, scopes=scopes, token_id=token.id)
+    return TokenGrant(user=identity, scopes=scopes, token_id=token.id, touch=touch)
+
+
+def touch_token(session: Session, token_id: int, *, now: datetime) -> None:
+    """Record that a token was used (at most once a minute: reads need no write lock)."""
+    session.execute(
+        update(AccessToken)
+        .where(AccessToken.id == token_id)
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def list_tokens(session: Session, user: StaffIdentity) -> list[TokenInfo]:

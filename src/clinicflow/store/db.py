@@ -56,6 +56,28 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _sqlite_read_only(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.cursor().execute(
+        "PRAGMA query_only=ON"
+    )  # a read transaction that tries to write fails
+
+
+def _sqlite_begin_read(conn: Any) -> None:
+    # A deferred BEGIN in WAL mode reads one snapshot and takes no write lock, so pages that only
+    # read never queue behind writers (or behind each other) for BEGIN IMMEDIATE.
+    conn.exec_driver_sql("BEGIN")
+
+
+def make_read_engine(engine: Engine) -> Engine:
+    """For SQLite files, an engine whose transactions only read (snapshot, no write lock)."""
+    url = engine.url
+    reader = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    event.listen(reader, "connect", _sqlite_pragmas)
+    event.listen(reader, "connect", _sqlite_read_only)
+    event.listen(reader, "begin", _sqlite_begin_read)
+    return reader
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded objects usable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
@@ -93,6 +115,7 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessions = make_sessionmaker(engine)
+        self._read_sessions: sessionmaker[Session] | None = None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:
@@ -108,6 +131,23 @@ class Database:
         """A context manager for one unit of work (see `transaction`)."""
         return transaction(self.sessions)
 
+    def read(self) -> Any:
+        """A context manager for a unit of work that only reads.
+
+        On a SQLite file it runs on a second engine whose connections are `query_only` and begin
+        deferred: a snapshot that waits for no writer. Elsewhere (PostgreSQL, where reads never
+        wait for the write lock anyway; an in-memory SQLite) it is an ordinary transaction.
+        """
+        if self.dialect != "sqlite" or self.engine.url.database in (None, "", ":memory:"):
+            return transaction(self.sessions)
+        if self._read_sessions is None:
+            self._read_sessions = make_sessionmaker(make_read_engine(self.engine))
+        return transaction(self._read_sessions)
+
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        if self._read_sessions is not None:
+            bind = self._read_sessions.kw.get("bind")
+            if isinstance(bind, Engine):
+                bind.dispose()

@@ -28,8 +28,13 @@ from starlette.concurrency import run_in_threadpool
 from clinicflow.security.accounts import StaffIdentity
 from clinicflow.security.audit import Actor, record_access
 from clinicflow.security.permissions import ROLE_PERMISSIONS, Permission
-from clinicflow.security.sessions import ActiveSession, SessionPolicy, load_session
-from clinicflow.security.tokens import token_grant
+from clinicflow.security.sessions import (
+    ActiveSession,
+    SessionPolicy,
+    apply_session_check,
+    check_session,
+)
+from clinicflow.security.tokens import token_grant, touch_token
 from clinicflow.store import Database
 from clinicflow.web.state import AppState
 
@@ -140,50 +145,17 @@ class Guard:
         return staff
 
     def _identify(self, request: Request, state: AppState) -> Staff:
+        """Who is calling: read in a read transaction; write only what must change (a session
+        ended or touched at most every 30 s, a token's last use, a denial's audit row)."""
         now = state.clock.now()
-        address = client_address(request)
         header = request.headers.get("authorization", "")
-        with kept_on(state.db, HTTPException, SignInNeeded) as session:
-            if header.lower().startswith("bearer "):
-                grant = token_grant(session, header[7:].strip(), now=now)
-                if grant is None:
-                    raise HTTPException(
-                        401,
-                        "This access token is unknown, revoked or expired.",
-                        headers={"WWW-Authenticate": "Bearer"},
-                    )
-                staff = Staff(grant.user, grant.scopes, address, None, None, "token", now)
-            else:
-                active = load_session(
-                    session,
-                    request.cookies.get(SESSION_COOKIE),
-                    policy=session_policy(state),
-                    now=now,
-                )
-                if active is None:
-                    if _is_api(request):
-                        raise HTTPException(
-                            401,
-                            "Sign in, or send a personal access token.",
-                            headers={"WWW-Authenticate": "Bearer"},
-                        )
-                    raise SignInNeeded(_sign_in_location(request))
-                if self.mfa and not active.mfa_passed:
-                    if _is_api(request):
-                        raise HTTPException(401, "Finish signing in (MFA) first.")
-                    step = "/sign-in/mfa" if active.user.mfa_enrolled else "/mfa/enrol"
-                    raise SignInNeeded(step)
-                staff = Staff(
-                    active.user,
-                    ROLE_PERMISSIONS[active.user.role],
-                    address,
-                    active.csrf_token,
-                    active,
-                    "session",
-                    now,
-                )
-            assert self.permission is not None  # noqa: S101  (checked by the caller)
-            if not staff.may(self.permission):
+        if header.lower().startswith("bearer "):
+            staff = self._token_caller(state, header[7:].strip(), client_address(request), now)
+        else:
+            staff = self._session_caller(request, state, now)
+        assert self.permission is not None  # noqa: S101  (checked by the caller)
+        if not staff.may(self.permission):
+            with state.db.transaction() as session:
                 record_access(
                     session,
                     staff.actor,
@@ -193,19 +165,60 @@ class Guard:
                     detail={
                         "path": request.url.path,
                         "needs": self.permission.value,
-                        "address": address,
+                        "address": staff.address,
                     },
                 )
-                allowed = False
-            else:
-                allowed = True
-        if not allowed:
             raise HTTPException(
                 403,
                 f"Your role ({staff.user.role}) cannot open this page. "
                 "Ask an administrator if your work needs it.",
             )
         return staff
+
+    def _token_caller(self, state: AppState, secret: str, address: str, now: datetime) -> Staff:
+        with state.db.read() as session:
+            grant = token_grant(session, secret, now=now)
+        if grant is None:
+            raise HTTPException(
+                401,
+                "This access token is unknown, revoked or expired.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if grant.touch:
+            with state.db.transaction() as session:
+                touch_token(session, grant.token_id, now=now)
+        return Staff(grant.user, grant.scopes, address, None, None, "token", now)
+
+    def _session_caller(self, request: Request, state: AppState, now: datetime) -> Staff:
+        with state.db.read() as session:
+            check = check_session(
+                session, request.cookies.get(SESSION_COOKIE), policy=session_policy(state), now=now
+            )
+        if check.needs_write:
+            with state.db.transaction() as session:
+                apply_session_check(session, check, now=now)
+        active = check.active
+        if active is None:
+            if _is_api(request):
+                raise HTTPException(
+                    401,
+                    "Sign in, or send a personal access token.",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            raise SignInNeeded(_sign_in_location(request))
+        if self.mfa and not active.mfa_passed:
+            if _is_api(request):
+                raise HTTPException(401, "Finish signing in (MFA) first.")
+            raise SignInNeeded("/sign-in/mfa" if active.user.mfa_enrolled else "/mfa/enrol")
+        return Staff(
+            active.user,
+            ROLE_PERMISSIONS[active.user.role],
+            client_address(request),
+            active.csrf_token,
+            active,
+            "session",
+            now,
+        )
 
 
 async def _check_csrf(request: Request, staff: Staff) -> None:

@@ -62,7 +62,7 @@ def cipher_of(state: AppState) -> PhiCipher:
 
 
 def _urgent_count(state: AppState) -> int:
-    with state.db.transaction() as session:
+    with state.db.read() as session:
         count = session.scalar(
             select(func.count())
             .select_from(WorkItem)

@@ -10,6 +10,7 @@ from clinicflow.clock import Clock
 from clinicflow.engine import EXTRA_AUTOMATIONS_ENV, Registry, TaskQueue
 from clinicflow.settings import Settings
 from clinicflow.store import Database
+from clinicflow.web.board_cache import BoardCache
 
 
 @dataclass
@@ -22,6 +23,11 @@ class AppState:
     registry: Registry = field(
         default_factory=lambda: Registry.load(extra=os.environ.get(EXTRA_AUTOMATIONS_ENV))
     )
+
+    @cached_property
+    def board_cache(self) -> BoardCache:
+        """Rendered Today boards, shared by the request threads of this process."""
+        return BoardCache()
 
     @cached_property
     def queue(self) -> TaskQueue:

@@ -8,13 +8,17 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
 
 from clinicflow.boards import CONFIRMATION_LABELS, TodayFilters, by_provider, today_board
 from clinicflow.security.permissions import Permission
+from clinicflow.store.generations import generation_of
 from clinicflow.web.audit_views import audit_view
 from clinicflow.web.auth import Staff, require
+from clinicflow.web.board_cache import BOARD_TYPES, CachedBoard
 from clinicflow.web.health import State
-from clinicflow.web.staff_ui import cipher_of, render
+from clinicflow.web.staff_ui import cipher_of, render, templates
+from clinicflow.web.state import AppState
 
 router = APIRouter()
 
@@ -46,36 +50,50 @@ def today_page(
         confirmation=confirmation if confirmation in known else None,
         include_cancelled=cancelled,
     )
+    with state.db.read() as session:  # a snapshot: only the audit row below writes
+        generation = generation_of(session, BOARD_TYPES)
+        key = (shown_day, filters, state.settings.timezone, generation)
+        board = state.board_cache.get(key)
+        if board is None:
+            board = _build_board(state, session, shown_day, zone, filters)
+            state.board_cache.put(key, board)
     with state.db.transaction() as session:
-        rows = today_board(session, cipher_of(state), day=shown_day, zone=zone, filters=filters)
-        everyone = (
-            today_board(session, cipher_of(state), day=shown_day, zone=zone, filters=TodayFilters())
-            if filters.practitioner_id
-            else rows
-        )
         audit_view(
             session,
             staff,
             view="today",
-            resources=[f"Appointment/{r.appointment_id}" for r in rows],
-            patients=[r.patient_id for r in rows],
+            resources=[f"Appointment/{r.appointment_id}" for r in board.rows],
+            patients=[r.patient_id for r in board.rows],
             path=request.url.path,
         )
+    return render(request, "staff/today.html", title="Today", staff=staff, board_html=board.html)
+
+
+def _build_board(
+    state: AppState, session: Session, day: date, zone: ZoneInfo, filters: TodayFilters
+) -> CachedBoard:
+    """Query, decrypt and render one board (the part the cache spares)."""
+    cipher = cipher_of(state)
+    rows = today_board(session, cipher, day=day, zone=zone, filters=filters)
+    everyone = (
+        today_board(session, cipher, day=day, zone=zone, filters=TodayFilters())
+        if filters.practitioner_id
+        else rows
+    )
     providers = sorted(
         {(r.practitioner_id, r.practitioner) for r in everyone if r.practitioner_id},
         key=lambda p: p[1],
     )
-    counts = {label: sum(1 for r in rows if r.confirmation == label) for label in sorted(known)}
-    return render(
-        request,
-        "staff/today.html",
-        title="Today",
-        staff=staff,
+    known = sorted(set(CONFIRMATION_LABELS.values()))
+    counts = {label: sum(1 for r in rows if r.confirmation == label) for label in known}
+    html = templates.get_template("staff/today_board.html").render(
         groups=by_provider(rows),
         rows=rows,
-        day=shown_day,
+        day=day,
         providers=providers,
         filters=filters,
-        confirmations=sorted(known),
+        confirmations=known,
         counts=counts,
+        zone=state.settings.timezone,
     )
+    return CachedBoard(tuple(rows), html)

@@ -27,10 +27,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_audit_index_marks")),
     )
     # ### end Alembic commands ###
-    # No row written before this version waits for the catch-up: start the mark at the head.
+    # No row written before this version waits for the catch-up: start the mark at the head. An
+    # empty database gets no row (a restore checks the target is empty; the catch-up adds it).
     op.execute(
         "INSERT INTO audit_index_marks (name, seq) "
-        "SELECT 'audit_resource', COALESCE(MAX(seq), 0) FROM audit_log"
+        "SELECT 'audit_resource', MAX(seq) FROM audit_log HAVING COUNT(*) > 0"
     )
 
 
