@@ -13,7 +13,8 @@ from clinicflow.store.audit import AuditResource
 
 def _index(db: Database) -> list[tuple[str, int]]:
     with db.transaction() as session:
-        return sorted(session.execute(sa.select(AuditResource.ref, AuditResource.seq)).tuples())
+        rows = session.execute(sa.select(AuditResource.ref, AuditResource.seq))
+        return sorted((ref, seq) for ref, seq in rows)
 
 
 def test_a_list_view_is_indexed_under_its_patients_by_the_catch_up_once(

@@ -115,7 +115,7 @@ def check_session(
     ).first()
     if row is None:
         return SessionCheck(None)
-    stored, user = row.tuple()
+    stored, user = row
     if user.disabled_at is not None:
         return SessionCheck(None, digest, end_reason="user-disabled")
     if now >= stored.expires_at:

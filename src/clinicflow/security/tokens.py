@@ -132,7 +132,7 @@ def token_grant(session: Session, secret: str, *, now: datetime) -> TokenGrant |
     ).first()
     if row is None:
         return None
-    token, user = row.tuple()
+    token, user = row
     if now >= token.expires_at or user.disabled_at is not None:
         return None
     identity = identity_of(user)
