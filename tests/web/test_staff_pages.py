@@ -357,3 +357,64 @@ def test_the_board_shows_a_change_to_the_replica_at_the_next_view(
     sync_folder(sqlite_db, cipher, clock, change)
     after = app_client.get(f"/today?day={DAY}").text
     assert len(re.findall(r'<tr class="visit status-booked', after)) == len(shown) - 1
+
+
+def test_an_admin_adds_a_person_who_then_enrols_mfa_and_disables_a_leaver(
+    app_client: TestClient,
+    sqlite_db: Database,
+    settings: Settings,
+    clock: FakeClock,
+) -> None:
+    admin = _person(sqlite_db, settings, clock, Role.ADMIN)
+    leaver = _person(sqlite_db, settings, clock, Role.BILLING)
+    sign_in(app_client, admin, clock)
+    page = app_client.get("/users")
+    token = csrf_of(page.text)
+    weak = app_client.post(
+        "/users",
+        data={
+            "csrf_token": token,
+            "username": "maria",
+            "display_name": "Maria",
+            "role": "nurse",
+            "password": "password123456",
+        },
+    )
+    assert weak.status_code == 422
+    assert "common" in weak.text or "guess" in weak.text
+    added = app_client.post(
+        "/users",
+        data={
+            "csrf_token": token,
+            "username": "maria",
+            "display_name": "Maria Lopez",
+            "role": "nurse",
+            "password": "amber orchard falcon river",
+        },
+    )
+    assert "Added maria" in added.text
+    app_client.post(f"/users/{leaver.username}/disable", data={"csrf_token": token})
+    assert app_client.post("/users/nobody/disable", data={"csrf_token": token}).status_code == 404
+    with TestClient(app_client.app) as other:
+        # the leaver can no longer sign in; the new person goes on to set up MFA
+        form = other.get("/sign-in")
+        refused = other.post(
+            "/sign-in",
+            data={
+                "username": leaver.username,
+                "password": leaver.password,
+                "csrf_token": csrf_of(form.text),
+            },
+        )
+        assert refused.status_code == 401
+        form = other.get("/sign-in")
+        first = other.post(
+            "/sign-in",
+            data={
+                "username": "maria",
+                "password": "amber orchard falcon river",
+                "csrf_token": csrf_of(form.text),
+            },
+            follow_redirects=False,
+        )
+        assert first.headers["location"].startswith("/mfa/enrol")

@@ -16,8 +16,7 @@ from sqlalchemy import select
 
 from clinicflow.cli.runtime import Runtime
 from clinicflow.errors import InputError
-from clinicflow.security.accounts import create_user, find_user, reset_mfa
-from clinicflow.security.audit import Actor, record_access
+from clinicflow.security.accounts import create_user, disable_user, reset_mfa
 from clinicflow.security.passwords import hashing_for
 from clinicflow.security.permissions import parse_role
 from clinicflow.store.staff import StaffUser
@@ -118,22 +117,8 @@ def reset(username: Annotated[str, typer.Argument(help="Whose phone was lost")])
 def disable(username: Annotated[str, typer.Argument(help="Who leaves the practice")]) -> None:
     """Disable an account: its sessions and tokens stop working at once."""
     rt = Runtime.load()
-    now = rt.clock.now()
     with rt.db.transaction() as session:
-        user = find_user(session, username)
-        if user is None:
-            raise InputError(
-                f"There is no active user {username!r}.", where="username", code="user.not_found"
-            )
-        user.disabled_at = now
-        record_access(
-            session,
-            Actor.user(_operator()),
-            "user-disable",
-            [],
-            at=now,
-            detail={"user": user.username},
-        )
+        disable_user(session, username=username, by=_operator(), now=rt.clock.now())
     rt.console.print(f"disabled {username}")
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "check_password",
     "check_second_factor",
     "create_user",
+    "disable_user",
     "enrol_mfa",
     "find_user",
     "identity_of",
@@ -376,6 +377,20 @@ def _use_recovery_code(session: Session, user: StaffUser, code: str, now: dateti
         .execution_options(synchronize_session=False)
     )
     return bool(used.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def disable_user(session: Session, *, username: str, by: str, now: datetime) -> StaffIdentity:
+    """Disable an account: its sessions and tokens stop working at the next request."""
+    user = find_user(session, username)
+    if user is None:
+        raise InputError(
+            f"There is no active user {username!r}.", where="username", code="user.not_found"
+        )
+    user.disabled_at = now
+    record_access(
+        session, Actor.user(by), "user-disable", [], at=now, detail={"user": user.username}
+    )
+    return identity_of(user)
 
 
 def reset_mfa(session: Session, *, username: str, by: str, now: datetime) -> StaffIdentity:

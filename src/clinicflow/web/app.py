@@ -29,6 +29,7 @@ from clinicflow.web.routes import (
     review,
     today,
     tokens,
+    users,
 )
 from clinicflow.web.staff_ui import render
 from clinicflow.web.state import AppState
@@ -119,6 +120,7 @@ def create_app(
     app.include_router(oncall.router)
     app.include_router(audit.router)
     app.include_router(tokens.router)
+    app.include_router(users.router)
     app.include_router(pages.router)
     app.include_router(api.router)
     app.include_router(jwks.router)
