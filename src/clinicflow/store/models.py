@@ -6,6 +6,7 @@ from clinicflow.store import (  # noqa: F401  (imported for their tables)
     messaging,
     replica,
     staff,
+    waitlist,
 )
 from clinicflow.store.base import Base
 

@@ -1,0 +1,128 @@
+"""Offers and claims of freed slots: record a wave's offers, settle a claim (first one wins).
+
+The referee is the database: a claim inserts the slot's one booking row (`waitlist_bookings`,
+unique `slot_key`) with ON CONFLICT DO NOTHING. Whoever's insert lands books the slot; every
+later claim finds the row and is told the slot was just taken. No lock is held across the
+patient's answer, and two workers claiming at the same instant cannot both win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from clinicflow.store.waitlist import SlotBooking, WaitlistOffer
+
+__all__ = ["ClaimOutcome", "NewOffer", "claim_offer", "record_offers", "slot_key"]
+
+
+class ClaimOutcome(StrEnum):
+    """What a patient's claim came to."""
+
+    BOOKED = "booked"  # theirs
+    TAKEN = "taken"  # someone else's claim won
+    EXPIRED = "expired"  # the offer ran out
+    UNKNOWN = "unknown"  # no such offer
+
+
+@dataclass(frozen=True, slots=True)
+class NewOffer:
+    """One entry to offer the slot to, in one wave."""
+
+    entry_id: str
+    patient_id: str
+    wave: int
+
+
+def slot_key(practitioner_id: str | None, start: datetime, slot_id: str | None = None) -> str:
+    """What names a freed slot: its Slot when there is one, else provider and start."""
+    if slot_id:
+        return f"Slot/{slot_id}"
+    return f"Practitioner/{practitioner_id or '-'}@{start.isoformat()}"
+
+
+def _insert(session: Session, model: type[Any]) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+def record_offers(
+    session: Session,
+    *,
+    key: str,
+    slot_start_at: datetime,
+    offers: Sequence[NewOffer],
+    now: datetime,
+    expires_at: datetime,
+) -> list[int]:
+    """Record a wave's offers (an entry already offered this slot is skipped); their ids."""
+    ids: list[int] = []
+    for offer in offers:
+        stmt = (
+            _insert(session, WaitlistOffer)
+            .values(
+                slot_key=key,
+                slot_start_at=slot_start_at,
+                entry_id=offer.entry_id,
+                patient_id=offer.patient_id,
+                wave=offer.wave,
+                offered_at=now,
+                expires_at=expires_at,
+                state="offered",
+            )
+            .on_conflict_do_nothing(index_elements=["slot_key", "entry_id"])
+            .returning(WaitlistOffer.id)
+        )
+        new_id = session.execute(stmt).scalar_one_or_none()
+        if new_id is not None:
+            ids.append(int(new_id))
+    return ids
+
+
+def claim_offer(session: Session, offer_id: int, *, now: datetime) -> ClaimOutcome:
+    """Settle one claim in the caller's transaction: book the slot if nobody has yet."""
+    offer = session.get(WaitlistOffer, offer_id)
+    if offer is None:
+        return ClaimOutcome.UNKNOWN
+    booked_by = session.scalar(
+        select(SlotBooking.offer_id).where(SlotBooking.slot_key == offer.slot_key)
+    )
+    if booked_by == offer.id:
+        return ClaimOutcome.BOOKED  # the same claim again (a second tap, a retried webhook)
+    if booked_by is not None:
+        _answer(session, offer.id, "taken", now)
+        return ClaimOutcome.TAKEN
+    if offer.state != "offered" or now >= offer.expires_at:
+        _answer(session, offer.id, "expired", now)
+        return ClaimOutcome.EXPIRED
+    won = session.execute(
+        _insert(session, SlotBooking)
+        .values(
+            slot_key=offer.slot_key,
+            offer_id=offer.id,
+            entry_id=offer.entry_id,
+            patient_id=offer.patient_id,
+            booked_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["slot_key"])
+        .returning(SlotBooking.id)
+    ).scalar_one_or_none()
+    outcome = ClaimOutcome.BOOKED if won is not None else ClaimOutcome.TAKEN
+    _answer(session, offer.id, outcome.value, now)
+    return outcome
+
+
+def _answer(session: Session, offer_id: int, state: str, now: datetime) -> None:
+    session.execute(
+        update(WaitlistOffer)
+        .where(WaitlistOffer.id == offer_id)
+        .values(state=state, answered_at=now)
+        .execution_options(synchronize_session=False)
+    )
