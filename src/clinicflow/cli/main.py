@@ -26,6 +26,7 @@ from clinicflow.cli import (
     ehr,
     engine,
     messages,
+    noshow,
     phi,
     reminders,
     serve,
@@ -60,6 +61,7 @@ app.add_typer(workitems.app, name="work-items")
 app.add_typer(reminders.app, name="reminders")
 app.add_typer(messages.app, name="messages")
 app.add_typer(users.app, name="users")
+app.add_typer(noshow.app, name="noshow")
 app.command("run")(engine.run)
 app.command("worker")(engine.worker)
 app.command("serve")(serve.serve)
