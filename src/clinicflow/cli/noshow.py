@@ -125,11 +125,11 @@ def evaluate(
 ) -> None:
     """Train before the cut day and report on the visits from it on (nothing is saved)."""
     rt = Runtime.load()
-    visits, zone, source = _visits(rt, from_kaggle)
     try:
         cut_on = date.fromisoformat(cut) if cut else None
     except ValueError:
         raise InputError(f"--cut {cut!r} is not a date like 2016-05-25") from None
+    visits, zone, source = _visits(rt, from_kaggle)
     if cut_on is None:
         cut_on = KAGGLE_CUT if from_kaggle is not None else _default_cut(visits, zone)
     try:
