@@ -1,4 +1,4 @@
-"""No-show features: what a visit looks like at its prediction moment, and that nothing later leaks."""
+"""No-show features: a visit as seen at its prediction moment, and nothing later leaks."""
 
 from __future__ import annotations
 

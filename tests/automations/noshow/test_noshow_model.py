@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -109,7 +110,7 @@ def test_deciles_order_visits_by_score_and_report_observed_rates() -> None:
     rows = calibration_by_decile(labels, scores)
     assert [r.decile for r in rows] == list(range(1, 11))
     assert [r.observed_rate for r in rows] == [0.0] * 5 + [1.0] * 5
-    assert all(a.max_score <= b.min_score for a, b in zip(rows, rows[1:], strict=False))
+    assert all(a.max_score <= b.min_score for a, b in pairwise(rows))
 
 
 def test_a_group_with_only_one_kind_of_outcome_has_no_roc_auc_but_a_brier_score() -> None:
