@@ -105,7 +105,11 @@ def calibration_by_decile(labels: Floats, scores: Floats) -> list[DecileRow]:
     return rows
 
 
-def metrics_by_group(labels: Floats, scores: Floats, groups: Sequence[str]) -> dict[str, Metrics]:
-    """The figures for each group label, in label order."""
+def metrics_by_group(
+    labels: Floats, scores: Floats, groups: Sequence[str], order: Sequence[str] = ()
+) -> dict[str, Metrics]:
+    """The figures for each group label present, in `order` first, then the rest sorted."""
     keys = np.array(groups)
-    return {g: metrics(labels[keys == g], scores[keys == g]) for g in sorted(set(groups))}
+    present = set(groups)
+    ordered = [g for g in order if g in present] + sorted(present.difference(order))
+    return {g: metrics(labels[keys == g], scores[keys == g]) for g in ordered}

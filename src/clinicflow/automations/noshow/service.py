@@ -21,7 +21,7 @@ from clinicflow.automations.noshow.evaluate import (
     metrics_by_group,
     temporal_split,
 )
-from clinicflow.automations.noshow.features import NoShowFeatures, features_for_all
+from clinicflow.automations.noshow.features import AGE_BANDS, NoShowFeatures, features_for_all
 from clinicflow.automations.noshow.model import NoShowModel, train
 from clinicflow.automations.noshow.records import Outcome, Visit
 from clinicflow.errors import InputError
@@ -109,7 +109,12 @@ def evaluate_temporal(
         n_train=len(pick),
         overall=metrics(labels, scores),
         calibration=calibration_by_decile(labels, scores),
-        by_age_band=metrics_by_group(labels, scores, [data.rows[i].age_band for i in test_idx]),
+        by_age_band=metrics_by_group(
+            labels,
+            scores,
+            [data.rows[i].age_band for i in test_idx],
+            order=[label for _, label in AGE_BANDS],
+        ),
         by_sex=metrics_by_group(labels, scores, [data.visits[i].sex.value for i in test_idx]),
     )
     card = replace(model.card, evaluation=evaluation.to_json())
