@@ -19,6 +19,7 @@ from clinicflow.security.phi import PhiCipher
 from clinicflow.store.bodies import open_body
 from clinicflow.store.engine import Effect
 from clinicflow.store.messaging import ReminderClaim
+from clinicflow.store.noshow import NoShowScore
 from clinicflow.store.replica import Appointment, FhirResource
 from clinicflow.store.schedule_queries import display_name, practitioner_names
 
@@ -67,6 +68,8 @@ class TodayVisit:
     patient: str
     visit_type: str | None
     reminders_sent: int
+    noshow_risk: float | None = None  # from the noshow-risk automation, when it has run
+    noshow_reasons: tuple[str, ...] = ()
 
 
 def _day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
@@ -100,6 +103,17 @@ def _reminders_sent(session: Session, ids: list[str]) -> dict[str, int]:
     return {appointment_id: int(count) for appointment_id, count in rows}
 
 
+def _risks(session: Session, ids: list[str]) -> dict[str, tuple[float, tuple[str, ...]]]:
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(NoShowScore.appointment_id, NoShowScore.probability, NoShowScore.reasons).where(
+            NoShowScore.appointment_id.in_(ids)
+        )
+    )
+    return {a: (p, tuple(r or ())) for a, p, r in rows}
+
+
 def today_board(
     session: Session, cipher: PhiCipher, *, day: date, zone: ZoneInfo, filters: TodayFilters
 ) -> list[TodayVisit]:
@@ -122,6 +136,7 @@ def today_board(
     )
     patients = _patient_names(session, cipher, {v.patient_id for v in visits if v.patient_id})
     sent = _reminders_sent(session, [v.fhir_id for v in visits])
+    risks = _risks(session, [v.fhir_id for v in visits])
     rows = [
         TodayVisit(
             appointment_id=v.fhir_id,
@@ -135,6 +150,8 @@ def today_board(
             patient=patients.get(v.patient_id or "", "(unknown patient)"),
             visit_type=v.appointment_type or v.service_type,
             reminders_sent=sent.get(v.fhir_id, 0),
+            noshow_risk=risks[v.fhir_id][0] if v.fhir_id in risks else None,
+            noshow_reasons=risks[v.fhir_id][1] if v.fhir_id in risks else (),
         )
         for v in visits
         if v.start_at is not None

@@ -4,6 +4,7 @@ from clinicflow.store import (  # noqa: F401  (imported for their tables)
     audit,
     engine,
     messaging,
+    noshow,
     replica,
     staff,
     waitlist,

@@ -20,7 +20,7 @@ from clinicflow.boards import TodayVisit
 
 __all__ = ["BOARD_TYPES", "BoardCache", "CachedBoard"]
 
-BOARD_TYPES = ("Appointment", "Patient", "Practitioner")
+BOARD_TYPES = ("Appointment", "Patient", "Practitioner", "NoShowScore")  # scores: noshow-risk
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,8 @@
-"""No-show risk (issue 7): leak-free features, a LightGBM model with its card, and its evaluation.
-
-Not an automation yet: acting on the score (extra reminders, calls, overbooking suggestions) comes
-later, and with it `AUTOMATION = Automation(...)` and the entry point. Until then this package
-exports the model's parts for the CLI and the bench.
+"""No-show risk (issue 7): leak-free features, a LightGBM model with its card, its evaluation, and
+the `noshow-risk` automation (`automation.py`) that scores upcoming visits and asks for calls.
 """
 
+from clinicflow.automations.noshow.automation import AUTOMATION
 from clinicflow.automations.noshow.evaluate import DecileRow, Evaluation, Metrics
 from clinicflow.automations.noshow.features import (
     NoShowFeatures,
@@ -20,6 +18,7 @@ from clinicflow.automations.noshow.records import Conditions, Outcome, Sex, Visi
 from clinicflow.automations.noshow.service import evaluate_temporal, train_model
 
 __all__ = [
+    "AUTOMATION",
     "Conditions",
     "DecileRow",
     "Evaluation",

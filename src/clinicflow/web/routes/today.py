@@ -94,6 +94,7 @@ def _build_board(
         filters=filters,
         confirmations=known,
         counts=counts,
+        has_risk=any(r.noshow_risk is not None for r in rows),
         zone=state.settings.timezone,
     )
     return CachedBoard(tuple(rows), html)
