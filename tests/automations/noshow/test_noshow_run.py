@@ -4,6 +4,8 @@ test: the year of history takes most of its time to sync and train on)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -28,10 +30,26 @@ ANCHOR = date(2026, 11, 23)
 NOW = datetime(2026, 11, 23, 22, 0, tzinfo=UTC)  # 17:00 in New York, when the schedule fires
 
 
+_START = re.compile(r'"start":"([^"]+)"')
+
+
+def _keep(path: Path, wanted: Callable[[str], bool]) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    kept = []
+    for line in lines:
+        found = _START.search(line)
+        if wanted(found.group(1) if found else ""):
+            kept.append(line)
+    path.write_text("".join(kept))
+
+
 @pytest.fixture
 def runtime(sqlite_db: Database, tmp_path: Path) -> EngineRuntime:
     folder = tmp_path / "practice"
     write_practice(folder, seed=9, patients=200, anchor_on=ANCHOR, timezone="America/New_York")
+    # Five weeks of history (enough to train on) and no past slots keep the sync short.
+    _keep(folder / "Appointment.ndjson", lambda start: start >= "2026-10-19" or not start)
+    _keep(folder / "Slot.ndjson", lambda start: start >= "2026-11-23")
     cipher = PhiCipher(Keyring.generate())
     clock = FakeClock(NOW)
     sync_folder(sqlite_db, cipher, clock, folder)
