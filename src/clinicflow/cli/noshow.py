@@ -9,16 +9,9 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from clinicflow.automations.noshow import (
-    Evaluation,
-    Visit,
-    card_json,
-    evaluate_temporal,
-    practice_visits,
-    read_kaggle,
-    save,
-    train_model,
-)
+# The model's parts are imported by name from the package, which loads them (LightGBM,
+# scikit-learn) only when a noshow command runs: importing them here would slow every command.
+from clinicflow.automations import noshow
 from clinicflow.cli.runtime import Runtime
 from clinicflow.errors import InputError
 
@@ -38,17 +31,17 @@ FromKaggle = Annotated[
 ]
 
 
-def _visits(rt: Runtime, kaggle: Path | None) -> tuple[list[Visit], ZoneInfo, str]:
+def _visits(rt: Runtime, kaggle: Path | None) -> tuple[list[noshow.Visit], ZoneInfo, str]:
     """The visits to learn from, their time zone and a description for the model card."""
     if kaggle is not None:
-        data = read_kaggle(kaggle)
+        data = noshow.read_kaggle(kaggle)
         for row in data.rejected[:20]:
             rt.console.print(f"{kaggle}:{row.line}: left out: {row.reason}", highlight=False)
         if data.rejected:
             rt.console.print(f"{len(data.rejected)} rows left out, {len(data.visits):,} read")
         return data.visits, KAGGLE_ZONE, f"kaggle:{kaggle.name}"
     with rt.db.transaction() as session:
-        visits = practice_visits(session)
+        visits = noshow.practice_visits(session)
     return visits, ZoneInfo(rt.settings.timezone), "practice replica"
 
 
@@ -71,14 +64,14 @@ def train(
     rt = Runtime.load()
     visits, zone, source = _visits(rt, from_kaggle)
     try:
-        model = train_model(
+        model = noshow.train_model(
             visits, zone, data_source=source, trained_at=rt.clock.now(), progress=rt.console.print
         )
     except InputError as exc:
         raise _too_little(exc, from_kaggle) from exc
-    card_path = save(model, rt.settings.data_dir / "models" / "noshow")
+    card_path = noshow.save(model, rt.settings.data_dir / "models" / "noshow")
     if json_out:
-        rt.out(card_json(model.card))
+        rt.out(noshow.card_json(model.card))
         return
     held_out = model.card.validation
     rt.console.print(
@@ -88,7 +81,7 @@ def train(
     )
 
 
-def _default_cut(visits: list[Visit], zone: ZoneInfo) -> date:
+def _default_cut(visits: list[noshow.Visit], zone: ZoneInfo) -> date:
     """The practice's last quarter of visit days is the test period."""
     days = sorted(v.start_at.astimezone(zone).date() for v in visits if v.is_labelled)
     if not days:
@@ -96,7 +89,7 @@ def _default_cut(visits: list[Visit], zone: ZoneInfo) -> date:
     return days[len(days) * 3 // 4]
 
 
-def _print(rt: Runtime, evaluation: Evaluation) -> None:
+def _print(rt: Runtime, evaluation: noshow.Evaluation) -> None:
     o = evaluation.overall
     rt.console.print(
         f"test from {evaluation.cut_on}: n={o.n:,} ROC-AUC {o.roc_auc or float('nan'):.3f} "
@@ -133,7 +126,7 @@ def evaluate(
     if cut_on is None:
         cut_on = KAGGLE_CUT if from_kaggle is not None else _default_cut(visits, zone)
     try:
-        evaluation, _ = evaluate_temporal(
+        evaluation, _ = noshow.evaluate_temporal(
             visits,
             zone,
             cut_on=cut_on,

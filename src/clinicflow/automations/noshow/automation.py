@@ -10,21 +10,23 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clinicflow.automations.noshow.features import features_for_all
 from clinicflow.automations.noshow.history import practice_visits
-from clinicflow.automations.noshow.model import NoShowModel, load, save
 from clinicflow.automations.noshow.records import Outcome, Visit
-from clinicflow.automations.noshow.scoring import VisitScore, score_visits
-from clinicflow.automations.noshow.service import train_model
 from clinicflow.clock import local_text
 from clinicflow.engine import Automation, Priority, RunContext, Schedule, Unit, work_item_key
 from clinicflow.errors import InputError
 from clinicflow.store.generations import bump_generations
 from clinicflow.store.noshow import NoShowScore
+
+if TYPE_CHECKING:
+    from clinicflow.automations.noshow.model import NoShowModel
+    from clinicflow.automations.noshow.scoring import VisitScore
 
 NAME = "noshow-risk"
 AHEAD = timedelta(days=2)
@@ -39,6 +41,14 @@ def model_dir(ctx: RunContext) -> Path:
 
 
 def _model(ctx: RunContext, visits: list[Visit]) -> NoShowModel | None:
+    # Imported here: LightGBM and scikit-learn cost ~1.4 s to import, and the registry loads this
+    # module in every process (CLI commands included) while only this run needs them.
+    from clinicflow.automations.noshow.model import load, save
+    from clinicflow.automations.noshow.service import train_model
+
+    # Imported here: LightGBM and scikit-learn cost ~1.4 s to import, and the registry loads this
+    # module in every process (CLI commands included) while only this run needs them.
+
     try:
         model = load(model_dir(ctx))
         if ctx.now - model.card.trained_at < RETRAIN_AFTER:
@@ -94,6 +104,9 @@ def run(ctx: RunContext) -> None:
     model = _model(ctx, visits)
     if model is None:
         return
+
+    from clinicflow.automations.noshow.scoring import score_visits  # LightGBM: see _model
+
     horizon = ctx.now + AHEAD
     features = features_for_all(visits, ctx.zone)
     upcoming = [
