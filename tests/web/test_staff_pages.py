@@ -22,6 +22,8 @@ from clinicflow.security.phi import PhiCipher, keyring_from_settings
 from clinicflow.settings import Settings
 from clinicflow.store import Database
 from clinicflow.store.engine import WorkItem, WorkItemNote
+from clinicflow.store.generations import bump_generations
+from clinicflow.store.noshow import NoShowScore
 from clinicflow.store.replica import Appointment
 from clinicflow.synth import write_practice
 from clinicflow.web import create_app
@@ -418,3 +420,45 @@ def test_an_admin_adds_a_person_who_then_enrols_mfa_and_disables_a_leaver(
             follow_redirects=False,
         )
         assert first.headers["location"].startswith("/mfa/enrol")
+
+
+def test_today_shows_each_scored_visits_risk_and_the_sessions_expected_no_shows(
+    app_client: TestClient,
+    sqlite_db: Database,
+    settings: Settings,
+    clock: FakeClock,
+    practice: Path,
+) -> None:
+    start = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
+    with sqlite_db.transaction() as session:
+        visits = list(
+            session.scalars(
+                sa.select(Appointment).where(
+                    Appointment.start_at >= start,
+                    Appointment.start_at < start + timedelta(days=1),
+                    Appointment.status == "booked",
+                )
+            )
+        )
+        provider = visits[0].practitioner_id
+        mine = [v for v in visits if v.practitioner_id == provider]
+        for visit in mine:
+            session.add(
+                NoShowScore(
+                    appointment_id=visit.fhir_id,
+                    probability=0.5,
+                    reasons=["2 missed visits before"],
+                    model_trained_at=clock.now(),
+                    scored_at=clock.now(),
+                )
+            )
+        bump_generations(session, ["NoShowScore"])
+    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
+    page = app_client.get(f"/today?day={DAY}").text
+    assert "No-show risk" in page
+    assert page.count('class="risk-high">50%</span>') == len(mine)
+    assert "2 missed visits before" in page
+    expected = 0.5 * len(mine)
+    assert f"Expected no-shows: about {expected:.1f}" in _text(page)
+    if expected >= 1:
+        assert f"room to overbook {int(expected)} visit" in page

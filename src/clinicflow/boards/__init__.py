@@ -5,7 +5,15 @@ from clinicflow.boards.today import (
     TodayFilters,
     TodayVisit,
     by_provider,
+    expected_noshows,
     today_board,
 )
 
-__all__ = ["CONFIRMATION_LABELS", "TodayFilters", "TodayVisit", "by_provider", "today_board"]
+__all__ = [
+    "CONFIRMATION_LABELS",
+    "TodayFilters",
+    "TodayVisit",
+    "by_provider",
+    "expected_noshows",
+    "today_board",
+]

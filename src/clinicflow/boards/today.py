@@ -23,7 +23,14 @@ from clinicflow.store.noshow import NoShowScore
 from clinicflow.store.replica import Appointment, FhirResource
 from clinicflow.store.schedule_queries import display_name, practitioner_names
 
-__all__ = ["CONFIRMATION_LABELS", "TodayFilters", "TodayVisit", "by_provider", "today_board"]
+__all__ = [
+    "CONFIRMATION_LABELS",
+    "TodayFilters",
+    "TodayVisit",
+    "by_provider",
+    "expected_noshows",
+    "today_board",
+]
 
 # Appointment.participant.status of the patient (FHIR R4 ParticipationStatus), as staff say it.
 CONFIRMATION_LABELS = {
@@ -158,6 +165,16 @@ def today_board(
     ]
     rows.sort(key=lambda r: (r.practitioner, r.start_at, r.appointment_id))
     return rows
+
+
+ACTIVE = frozenset(("proposed", "pending", "booked", "arrived", "checked-in"))
+
+
+def expected_noshows(rows: list[TodayVisit]) -> float | None:
+    """The sum of the scored visits' no-show risks: how many of them will likely not come (None
+    when none is scored). A scheduler may overbook that many, rounded down; clinicflow does not."""
+    risks = [r.noshow_risk for r in rows if r.noshow_risk is not None and r.status in ACTIVE]
+    return sum(risks) if risks else None
 
 
 def by_provider(rows: list[TodayVisit]) -> dict[str, list[TodayVisit]]:

@@ -10,7 +10,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
-from clinicflow.boards import CONFIRMATION_LABELS, TodayFilters, by_provider, today_board
+from clinicflow.boards import (
+    CONFIRMATION_LABELS,
+    TodayFilters,
+    by_provider,
+    expected_noshows,
+    today_board,
+)
 from clinicflow.security.permissions import Permission
 from clinicflow.store.generations import generation_of
 from clinicflow.web.audit_views import audit_view
@@ -95,6 +101,7 @@ def _build_board(
         confirmations=known,
         counts=counts,
         has_risk=any(r.noshow_risk is not None for r in rows),
+        expected_noshows=expected_noshows,
         zone=state.settings.timezone,
     )
     return CachedBoard(tuple(rows), html)
