@@ -10,11 +10,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from clinicflow.store.base import Base
 from clinicflow.store.bulk import bulk_insert_ignoring
+from clinicflow.store.conflicts import upsert_insert
 
 
 def _insert_ignoring(
@@ -23,9 +23,11 @@ def _insert_ignoring(
     # A plain INSERT that hits a unique constraint would abort the whole PostgreSQL transaction
     # (and with it the run that is recording effects); ON CONFLICT DO NOTHING leaves it usable. On
     # PostgreSQL a concurrent insert of the same key waits for the other transaction, then yields.
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(model).values(**values).on_conflict_do_nothing(index_elements=list(conflict_on))
+    return (
+        upsert_insert(session, model)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=list(conflict_on))
+    )
 
 
 def insert_ignoring_many(

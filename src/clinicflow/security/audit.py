@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from clinicflow.errors import InputError, SecurityError
@@ -33,6 +31,7 @@ from clinicflow.store.audit import (
     compute_row_hash,
 )
 from clinicflow.store.bulk import bulk_insert
+from clinicflow.store.conflicts import upsert_insert
 
 __all__ = [
     "ANCHOR_DIR_NAME",
@@ -213,10 +212,8 @@ def record_access(
 
 
 def _ensure_mark(session: Session) -> None:
-    dialect = session.connection().dialect.name
-    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
     session.execute(
-        insert_fn(AuditIndexMark)
+        upsert_insert(session, AuditIndexMark)
         .values(name=INDEX_MARK, seq=0)
         .on_conflict_do_nothing(index_elements=["name"])
     )

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from clinicflow.store.conflicts import upsert_insert
 from clinicflow.store.replica import ReplicaGeneration
 
 
@@ -20,9 +20,9 @@ def bump_generations(session: Session, resource_types: Iterable[str]) -> None:
     types = sorted(set(resource_types))
     if not types:
         return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(ReplicaGeneration).values([{"resource_type": t, "generation": 1} for t in types])
+    stmt = upsert_insert(session, ReplicaGeneration).values(
+        [{"resource_type": t, "generation": 1} for t in types]
+    )
     session.execute(
         stmt.on_conflict_do_update(
             index_elements=["resource_type"],

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 
 from clinicflow.automations.noshow.features import features_for_all
 from clinicflow.automations.noshow.history import practice_visits
@@ -21,6 +20,7 @@ from clinicflow.automations.noshow.records import Outcome, Visit
 from clinicflow.clock import local_text
 from clinicflow.engine import Automation, Priority, RunContext, Schedule, Unit, work_item_key
 from clinicflow.errors import InputError
+from clinicflow.store.conflicts import upsert_insert
 from clinicflow.store.generations import bump_generations
 from clinicflow.store.noshow import NoShowScore
 
@@ -78,10 +78,7 @@ def _store(ctx: RunContext, scores: list[VisitScore], model: NoShowModel) -> Non
         }
         for s in scores
     ]
-    insert = (
-        postgresql.insert if ctx.session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    )
-    stmt = insert(NoShowScore).values(rows)
+    stmt = upsert_insert(ctx.session, NoShowScore).values(rows)
     ctx.session.execute(
         stmt.on_conflict_do_update(
             index_elements=["appointment_id"],

@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from clinicflow.store.conflicts import upsert_insert
 from clinicflow.store.waitlist import SlotBooking, WaitlistOffer
 
 __all__ = ["ClaimOutcome", "NewOffer", "claim_offer", "record_offers", "slot_key"]
@@ -48,11 +47,6 @@ def slot_key(practitioner_id: str | None, start: datetime, slot_id: str | None =
     return f"Practitioner/{practitioner_id or '-'}@{start.isoformat()}"
 
 
-def _insert(session: Session, model: type[Any]) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
-
-
 def record_offers(
     session: Session,
     *,
@@ -66,7 +60,7 @@ def record_offers(
     ids: list[int] = []
     for offer in offers:
         stmt = (
-            _insert(session, WaitlistOffer)
+            upsert_insert(session, WaitlistOffer)
             .values(
                 slot_key=key,
                 slot_start_at=slot_start_at,
@@ -103,7 +97,7 @@ def claim_offer(session: Session, offer_id: int, *, now: datetime) -> ClaimOutco
         _answer(session, offer.id, "expired", now)
         return ClaimOutcome.EXPIRED
     won = session.execute(
-        _insert(session, SlotBooking)
+        upsert_insert(session, SlotBooking)
         .values(
             slot_key=offer.slot_key,
             offer_id=offer.id,
