@@ -25,7 +25,6 @@ __all__ = [
     "apply_session_check",
     "check_session",
     "end_session",
-    "load_session",
     "open_session",
     "token_digest",
 ]
@@ -148,15 +147,6 @@ def apply_session_check(session: Session, check: SessionCheck, *, now: datetime)
             .values(last_seen_at=now)
             .execution_options(synchronize_session=False)
         )
-
-
-def load_session(
-    session: Session, token: str | None, *, policy: SessionPolicy, now: datetime
-) -> ActiveSession | None:
-    """The live session behind `token`, touched; None when absent, ended, idle or expired."""
-    check = check_session(session, token, policy=policy, now=now)
-    apply_session_check(session, check, now=now)
-    return check.active
 
 
 def end_session(session: Session, digest: str, *, reason: str, now: datetime) -> None:

@@ -27,10 +27,9 @@ from clinicflow.engine import (
 )
 from clinicflow.errors import ClinicflowError, EngineError, SecurityError
 from clinicflow.security.permissions import Permission
-from clinicflow.security.phi import PhiCipher, keyring_from_settings
 from clinicflow.web.auth import Staff, require
 from clinicflow.web.health import State
-from clinicflow.web.staff_ui import render
+from clinicflow.web.staff_ui import cipher_of, render
 from clinicflow.web.state import AppState
 
 router = APIRouter()
@@ -41,7 +40,7 @@ Manager = Annotated[Staff, Depends(require(Permission.AUTOMATIONS_MANAGE))]
 def _rates(state: AppState, session: Session) -> ConfirmationRates:
     """Reminder confirmation rates; none before the practice has its PHI key (nothing sent)."""
     try:
-        cipher = PhiCipher(keyring_from_settings(state.settings, create=False))
+        cipher = cipher_of(state)
     except SecurityError:
         return ConfirmationRates([], [])
     zone = ZoneInfo(state.settings.timezone)
@@ -54,7 +53,7 @@ def engine_runtime(state: AppState) -> EngineRuntime:
         db=state.db,
         settings=state.settings,
         clock=state.clock,
-        cipher=PhiCipher(keyring_from_settings(state.settings, create=False)),
+        cipher=cipher_of(state),
         registry=state.registry,
     )
 

@@ -71,21 +71,34 @@ def safe_next(target: str | None) -> str:
 @router.get("/sign-in", response_class=HTMLResponse, dependencies=[Depends(public("sign-in form"))])
 def sign_in_page(request: Request, next: str = "/") -> HTMLResponse:
     """The username and password form."""
-    token = secrets.token_urlsafe(24)
     notice = (
         "You were signed out after a period of inactivity."
         if "idle" in request.query_params
         else None
     )
+    return _sign_in_form(request, next=next, notice=notice)
+
+
+def _sign_in_form(
+    request: Request,
+    *,
+    next: str,
+    username: str = "",
+    status_code: int = 200,
+    **context: str | None,
+) -> HTMLResponse:
+    """The sign-in form with a fresh CSRF token and the short-lived cookie it must match."""
+    token = secrets.token_urlsafe(24)
     response = render(
         request,
         "staff/sign_in.html",
         title="Sign in",
         staff=None,
+        status_code=status_code,
         csrf_token=token,
         next=safe_next(next),
-        username="",
-        notice=notice,
+        username=username,
+        **context,
     )
     response.set_cookie(
         SIGN_IN_CSRF_COOKIE,
@@ -142,26 +155,12 @@ def sign_in(
                 now=now,
             )
     except SignInRefused as refused:
-        fresh = secrets.token_urlsafe(24)
-        response = render(
+        response = _sign_in_form(
             request,
-            "staff/sign_in.html",
-            title="Sign in",
-            staff=None,
+            next=next,
+            username=username[:64],
             status_code=429 if refused.retry_after_s else 401,
             error=refused.message,
-            csrf_token=fresh,
-            next=safe_next(next),
-            username=username[:64],
-        )
-        response.set_cookie(
-            SIGN_IN_CSRF_COOKIE,
-            fresh,
-            httponly=True,
-            samesite="strict",
-            secure=_secure(request),
-            max_age=3600,
-            path="/sign-in",
         )
         if refused.retry_after_s:
             response.headers["Retry-After"] = str(refused.retry_after_s)

@@ -18,12 +18,14 @@ from sqlalchemy import select
 from clinicflow.boards import TodayFilters, today_board
 from clinicflow.channels.sandbox import list_outbox
 from clinicflow.engine import (
+    RunRecord,
     WorkItemId,
     WorkItemView,
     add_note,
     all_switches,
     automation_statuses,
     claim_work_item,
+    get_run,
     get_work_item,
     list_open,
     list_runs,
@@ -132,6 +134,21 @@ class RunOut(BaseModel):
     finished_at: datetime | None
     units: dict[str, int]
     error: str | None
+
+    @classmethod
+    def of(cls, r: RunRecord) -> RunOut:
+        return cls(
+            id=r.id,
+            automation=r.automation,
+            state=r.state.value,
+            dry_run=r.dry_run,
+            trigger=r.trigger_kind.value,
+            requested_by=r.requested_by,
+            started_at=r.started_at,
+            finished_at=r.finished_at,
+            units=r.units,
+            error=r.error_message,
+        )
 
 
 class OutboxOut(BaseModel):
@@ -366,21 +383,7 @@ def runs(
     """Recent runs, newest first, with their errors."""
     with state.db.transaction() as session:
         records = list_runs(session, automation=automation, limit=limit)
-    return [
-        RunOut(
-            id=r.id,
-            automation=r.automation,
-            state=r.state.value,
-            dry_run=r.dry_run,
-            trigger=r.trigger_kind.value,
-            requested_by=r.requested_by,
-            started_at=r.started_at,
-            finished_at=r.finished_at,
-            units=r.units,
-            error=r.error_message,
-        )
-        for r in records
-    ]
+    return [RunOut.of(r) for r in records]
 
 
 @router.post("/automations/{name}/runs", response_model=RunOut, status_code=202)
@@ -398,20 +401,8 @@ def queue_run(
     except EngineError as exc:
         raise _engine_problem(exc) from exc
     state.queue.enqueue_run(run_id)
-    with state.db.transaction() as session:
-        record = next(r for r in list_runs(session, automation=name, limit=20) if r.id == run_id)
-    return RunOut(
-        id=record.id,
-        automation=name,
-        state=record.state.value,
-        dry_run=record.dry_run,
-        trigger=record.trigger_kind.value,
-        requested_by=record.requested_by,
-        started_at=None,
-        finished_at=None,
-        units={},
-        error=None,
-    )
+    with state.db.read() as session:
+        return RunOut.of(get_run(session, run_id))
 
 
 @router.get("/outbox", response_model=list[OutboxOut], response_model_by_alias=True)
