@@ -52,6 +52,24 @@ class Settings(BaseSettings):
         description="Minutes one unit of work saves, overriding an automation's estimate; keys "
         "are 'automation.unit', e.g. {'appointment-reminders.confirmation_received': 3}",
     )
+    visit_values: dict[str, float] = Field(
+        default_factory=lambda: {"ROUTINE": 150.0, "FOLLOWUP": 110.0, "CHECKUP": 180.0},
+        description="What a visit of each v2-0276 type earns the practice, in dollars: the revenue "
+        "a backfilled slot recovers (types not listed count as ROUTINE)",
+    )
+    waitlist_wave_size: int = Field(3, description="Waitlist patients offered a freed slot at once")
+    waitlist_wave_gap_minutes: int = Field(
+        15, description="Minutes between one wave of waitlist offers and the next"
+    )
+    waitlist_max_waves: int = Field(
+        4, description="Waves of offers before the front desk is asked to fill the slot"
+    )
+    waitlist_min_lead_minutes: int = Field(
+        120, description="No offers for a slot starting sooner than this: too late to come"
+    )
+    waitlist_recontact_hours: int = Field(
+        48, description="Hours before a waitlist patient may be offered another slot"
+    )
     public_url: str = Field(
         "http://127.0.0.1:8000", description="Base URL patients and webhooks use"
     )

@@ -6,6 +6,7 @@ reschedule) is the same resource again with a later `meta.lastUpdated`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ from clinicflow.channels.sandbox import OutboxMessage
 from clinicflow.clock import FakeClock
 from clinicflow.ehr import sync_folder
 from clinicflow.engine import (
+    Automation,
     EngineRuntime,
     InlineEnqueuer,
     Registry,
@@ -128,13 +130,22 @@ class Practice:
         """One run of appointment-reminders, effects carried out at once."""
         return run_now(self.rt, "appointment-reminders", requested_by="test")
 
-    def handle_events(self) -> None:
-        """Dispatch stored events to their automations and run them with their effects."""
+    def handle_events(self) -> int:
+        """Dispatch stored events to their automations and run them with their effects; how
+        many runs that made."""
         with self.rt.db.transaction() as session:
             runs = dispatch_events(session, registry=self.rt.registry, now=self.clock.now())
         enqueuer = InlineEnqueuer(self.rt)
         for run_id in runs:
             enqueuer.enqueue_run(run_id)
+        return len(runs)
+
+    def settle(self, rounds: int = 6) -> None:
+        """Handle events until none are left: the events runs raise are handled too."""
+        for _ in range(rounds):
+            if not self.handle_events():
+                return
+        raise AssertionError(f"events still raising events after {rounds} rounds")
 
     def outbox(self) -> list[OutboxMessage]:
         """What the sandbox delivered, oldest first."""
@@ -145,9 +156,16 @@ class Practice:
         return list(reversed(messages))
 
 
-def build_practice(db: Database, clock: FakeClock, folder: Path, *, now: datetime) -> Practice:
+def build_practice(
+    db: Database,
+    clock: FakeClock,
+    folder: Path,
+    *,
+    now: datetime,
+    extra: Sequence[Automation] = (),
+) -> Practice:
     """The practice with its doctor and clinic synced, the clock at `now`, both reminder
-    automations registered."""
+    automations registered (and `extra` ones)."""
     from clinicflow.automations.reminders import AUTOMATION as REMINDERS
     from clinicflow.automations.replies import AUTOMATION as REPLIES
 
@@ -160,7 +178,7 @@ def build_practice(db: Database, clock: FakeClock, folder: Path, *, now: datetim
         ),
         clock=clock,
         cipher=cipher,
-        registry=Registry([REMINDERS, REPLIES]),
+        registry=Registry([REMINDERS, REPLIES, *extra]),
     )
     practice = Practice(rt, cipher, clock, folder)
     practice.sync(DOCTOR, CLINIC)

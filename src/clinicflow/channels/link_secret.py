@@ -1,4 +1,7 @@
-"""The secrets that sign patient links, and the two links reminders carry (visit, unsubscribe).
+"""The secrets that sign patient links, and the links our messages carry.
+
+Reminders carry a visit link (confirm / cancel) and an unsubscribe link; waitlist offers carry a
+claim link (take the freed slot).
 
 Link secrets are derived from the PHI keys (HKDF-SHA256, RFC 5869) instead of being one more
 secret to configure, back up and rotate: one secret per PHI key, the active key's signing new
@@ -36,8 +39,13 @@ VISIT_LINK_MAX_AGE = timedelta(days=30)
 # for at least 30 days; people unsubscribe from old mail much later).
 UNSUBSCRIBE_LINK_MAX_AGE = timedelta(days=365)
 
+# A waitlist offer's link is refused by the offer's own expiry (the slot's start less the lead
+# time) long before this; the signature's age is only the outer bound.
+CLAIM_LINK_MAX_AGE = timedelta(days=14)
+
 _APPOINTMENTS = "a"  # appointment ids, comma-joined (FHIR ids never hold a comma)
 _CONTACT = "c"  # the contact's blind index
+_OFFER = "o"  # a waitlist offer's id
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,34 @@ def unsubscribe_link(
     return make_link(
         _signing_order(keyring), settings.public_url, LinkPurpose.UNSUBSCRIBE, payload, now=now
     )
+
+
+def claim_link(
+    settings: Settings, keyring: Keyring, *, offer_id: int, contact_digest: str, now: datetime
+) -> str:
+    """The page where a waitlist patient takes the slot offered to them."""
+    payload: dict[str, str | int | bool] = {
+        _OFFER: int(offer_id),
+        _CONTACT: _checked(contact_digest),
+    }
+    return make_link(
+        _signing_order(keyring), settings.public_url, LinkPurpose.CLAIM, payload, now=now
+    )
+
+
+def read_claim_link(keyring: Keyring, token: str, *, now: datetime) -> int:
+    """The offer id a claim link's token names; InputError when expired or forged."""
+    payload = read_link(
+        _signing_order(keyring),
+        token,
+        LinkPurpose.CLAIM,
+        int(CLAIM_LINK_MAX_AGE.total_seconds()),
+        now=now,
+    )
+    offer = payload.get(_OFFER)
+    if not isinstance(offer, int) or isinstance(offer, bool) or offer <= 0:
+        raise _malformed()
+    return offer
 
 
 def read_visit_link(keyring: Keyring, token: str, *, now: datetime) -> VisitLink:

@@ -28,6 +28,7 @@ class LinkPurpose(StrEnum):
 
     VISIT = "visit"  # the reminder's confirm / cancel page
     UNSUBSCRIBE = "unsubscribe"  # RFC 8058 one-click: a POST to the same URL must work
+    CLAIM = "claim"  # a waitlist offer: take the freed slot
 
 
 def make_link(

@@ -14,6 +14,7 @@ import copy
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -56,6 +57,23 @@ def decide_status(current: Mapping[str, Any], status: str) -> Decision:
     if now_status in _FINAL:
         return Decision(Verdict.STALE, f"it is {now_status} in the EHR now")
     return Decision(Verdict.APPLY)
+
+
+def decide_book(current: Mapping[str, Any], start: str) -> Decision:
+    """Whether a waitlist Appointment can still be booked into the time starting at `start`."""
+    status = current.get("status")
+    if status == "booked" and _same_instant(current.get("start"), start):
+        return Decision(Verdict.ALREADY, "it is already booked at that time")
+    if status != "waitlist":
+        return Decision(Verdict.STALE, f"it is {status} in the EHR now, not on the waitlist")
+    return Decision(Verdict.APPLY)
+
+
+def _same_instant(a: object, b: str) -> bool:
+    try:
+        return isinstance(a, str) and datetime.fromisoformat(a) == datetime.fromisoformat(b)
+    except ValueError:
+        return False
 
 
 def decide_confirm(current: Mapping[str, Any]) -> Decision:

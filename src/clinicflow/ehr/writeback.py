@@ -39,6 +39,9 @@ class Change(StrEnum):
     SET_STATUS = "set-status"  # Appointment.status (cancelled with a reason, noshow, ...)
     CONFIRM = "confirm"  # the patient participant accepts (FHIR: participant.status accepted)
     CREATE = "create"  # a new Communication, Task or DocumentReference
+    # A waitlist Appointment given a time: status booked, start and end, the slot, practitioner
+    # and place; `resource` holds those fields (see `book_entry`).
+    BOOK = "book"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,9 @@ def apply_change(
         if current is None:
             raise InputError(f"{change.resource_type}/{change.fhir_id} is not in the replica")
         updated = copy.deepcopy(dict(current))
-        if change.change is Change.SET_STATUS:
+        if change.change is Change.BOOK:
+            updated = book_entry(updated, change.resource or {})
+        elif change.change is Change.SET_STATUS:
             if not change.status:
                 raise InputError("set-status needs a status")
             updated["status"] = change.status
@@ -116,6 +121,69 @@ def apply_change(
     updated["meta"] = meta
     check_resource(updated)
     return updated
+
+
+def booking(
+    *,
+    start: datetime,
+    end: datetime,
+    practitioner_id: str,
+    location_id: str,
+    slot_id: str | None,
+) -> dict[str, Any]:
+    """The fields a BOOK change writes, as its `resource`."""
+    fields: dict[str, Any] = {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "minutesDuration": round((end - start).total_seconds() / 60),
+        "practitioner": practitioner_id,
+        "location": location_id,
+    }
+    if slot_id:
+        fields["slot"] = slot_id
+    return fields
+
+
+def book_entry(current: dict[str, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A waitlist Appointment booked into the time in `fields` (pure; InputError otherwise).
+
+    FHIR R4 keeps the request and the booking in one resource: a `waitlist` Appointment becomes
+    `booked` with its start and end, so the EHR shows one visit with its history, not a request
+    and a second visit. The patient said yes by claiming the offer, so their participation is
+    `accepted`; the practitioner and place are the slot's.
+    """
+    where = f"Appointment/{current.get('id')}"
+    if current.get("status") != "waitlist":
+        raise InputError(
+            f"{where} is no longer on the waitlist (it is {current.get('status')})",
+            code="writeback.not_waitlist",
+        )
+    for name in ("start", "end", "practitioner", "location"):
+        if not fields.get(name):
+            raise InputError(f"a booking needs `{name}`", where=where)
+    booked = dict(current)
+    booked["status"] = "booked"
+    booked["start"] = fields["start"]
+    booked["end"] = fields["end"]
+    booked["minutesDuration"] = fields.get("minutesDuration")
+    if fields.get("slot"):
+        booked["slot"] = [{"reference": f"Slot/{fields['slot']}"}]
+    kept = [
+        dict(p)
+        for p in current.get("participant") or []
+        if not str((p.get("actor") or {}).get("reference", "")).startswith(
+            ("Practitioner/", "Location/")
+        )
+    ]
+    for participant in kept:
+        if str((participant.get("actor") or {}).get("reference", "")).startswith("Patient/"):
+            participant["status"] = "accepted"
+    kept.append(
+        {"actor": {"reference": f"Practitioner/{fields['practitioner']}"}, "status": "accepted"}
+    )
+    kept.append({"actor": {"reference": f"Location/{fields['location']}"}, "status": "accepted"})
+    booked["participant"] = kept
+    return booked
 
 
 class WriteBackHandler:
@@ -166,6 +234,8 @@ def _decide(
         decision = remote.decide_confirm(current)
     elif change.change is Change.SET_STATUS and change.status:
         decision = remote.decide_status(current, change.status)
+    elif change.change is Change.BOOK:
+        decision = remote.decide_book(current, str((change.resource or {}).get("start", "")))
     else:
         raise InputError(f"{change.change} cannot be applied to an existing resource")
     if decision.verdict is not remote.Verdict.APPLY:

@@ -47,18 +47,28 @@ class Schedule:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Run once for each event of this type (e.g. `appointment.cancelled`)."""
+    """Run once for each event of this type (e.g. `appointment.cancelled`), or of the `also` types.
+
+    One automation may answer several events that ask for the same work: a slot freed by a
+    cancellation and one freed by a reschedule are both backfilled by waitlist-backfill.
+    """
 
     type: str
+    also: tuple[str, ...] = ()
 
     @property
     def kind(self) -> TriggerKind:
         """TriggerKind.EVENT."""
         return TriggerKind.EVENT
 
+    @property
+    def types(self) -> tuple[str, ...]:
+        """Every event type this trigger answers, `type` first."""
+        return (self.type, *self.also)
+
     def describe(self) -> str:
-        """`event: appointment.cancelled`."""
-        return f"event: {self.type}"
+        """`event: appointment.cancelled` (`, appointment.rescheduled` for each of `also`)."""
+        return f"event: {', '.join(self.types)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,7 +114,8 @@ def dispatch_events(
     subscribers: dict[str, list[str]] = {}
     for automation in registry.automations():
         if isinstance(automation.trigger, EventTrigger):
-            subscribers.setdefault(automation.trigger.type, []).append(automation.name)
+            for event_type in automation.trigger.types:
+                subscribers.setdefault(event_type, []).append(automation.name)
     switches = all_switches(session)
     # SKIP LOCKED lets two PostgreSQL dispatchers share the backlog instead of queueing on it.
     stmt = (

@@ -1,4 +1,4 @@
-"""Tables of waitlist backfill: the offers of a freed slot, and the one booking each slot gets.
+"""Tables of waitlist backfill: freed slots, their offers, and the one booking each slot gets.
 
 `waitlist_bookings.slot_key` is unique: however many patients claim a freed slot at the same
 instant, on however many workers, the database lets exactly one booking in (the others are told
@@ -14,6 +14,37 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from clinicflow.store.base import Base, UTCDateTime
 from clinicflow.store.engine import IdType
+
+
+class FreedSlotRecord(Base):
+    """A slot freed by a cancellation or a reschedule, and where its backfill stands.
+
+    `state`: open (offers going out in waves) | booked (a claim won) | unfilled (the waves ran
+    out or the slot came too close; the front desk was asked) | closed (filled another way, or
+    the automation was stopped). Times are aware UTC; ids name replica resources.
+    """
+
+    __tablename__ = "waitlist_slots"
+    __table_args__ = (Index("ix_waitlist_slots_state_next", "state", "next_wave_at"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    slot_key: Mapped[str] = mapped_column(String(160), unique=True)
+    freed_by: Mapped[str] = mapped_column(String(64))  # the Appointment that gave it up
+    practitioner_id: Mapped[str] = mapped_column(String(64))
+    location_id: Mapped[str] = mapped_column(String(64))
+    specialty: Mapped[str] = mapped_column(String(64))
+    visit_type: Mapped[str | None] = mapped_column(String(32))
+    slot_id: Mapped[str | None] = mapped_column(String(64))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    minutes: Mapped[int] = mapped_column(Integer)
+    freed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(16))
+    waves_sent: Mapped[int] = mapped_column(Integer, default=0)
+    next_wave_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_why: Mapped[str | None] = mapped_column(String(200))
+    booked_entry_id: Mapped[str | None] = mapped_column(String(64))  # the entry now booked
+    value_cents: Mapped[int] = mapped_column(Integer, default=0)  # revenue recovered once booked
 
 
 class WaitlistOffer(Base):
@@ -34,8 +65,12 @@ class WaitlistOffer(Base):
     offered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # offered | booked (this claim won) | taken (claimed after another won) | expired
+    # | declined (the patient said no) | closed (the slot was filled; nobody asked)
     state: Mapped[str] = mapped_column(String(16))
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # How the offer went out and to whom (blind index), so a "Y" text finds its offer.
+    channel: Mapped[str | None] = mapped_column(String(8))
+    contact_digest: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class SlotBooking(Base):

@@ -18,6 +18,7 @@ from clinicflow.settings import Settings
 from clinicflow.store import Database
 from clinicflow.web import health, jwks, pages, signin, twilio_webhooks
 from clinicflow.web.auth import SignInNeeded
+from clinicflow.web.claim_pages import router as claim_pages_router
 from clinicflow.web.patient_pages import router as patient_pages_router
 from clinicflow.web.routes import (
     api,
@@ -125,6 +126,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(jwks.router)
     app.include_router(patient_pages_router)
+    app.include_router(claim_pages_router)
     app.include_router(twilio_webhooks.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app

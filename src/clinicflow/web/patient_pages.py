@@ -142,13 +142,13 @@ def visit_page(request: Request, token: str, state: State, keyring: PatientKeyri
     try:
         link = read_visit_link(keyring, token, now=now)
     except InputError as exc:
-        return _link_problem(request, state, exc)
+        return link_problem(request, state, exc)
     with state.db.transaction() as session:
         visits = _load_visits(
             session, PhiCipher(keyring), link.appointment_ids, now=now, zone=state.settings.timezone
         )
     states = {visit.state for visit in visits}
-    return _render(
+    return render_page(
         request,
         state,
         "patient_visit.html",
@@ -169,11 +169,11 @@ def answer_visit(
     try:
         link = read_visit_link(keyring, token, now=now)
     except InputError as exc:
-        return _link_problem(request, state, exc)
+        return link_problem(request, state, exc)
     action = form.get("action", "")
     intent = ACTIONS.get(action)
     if intent is None:
-        return _notice(
+        return notice(
             request,
             state,
             "We could not tell what you chose",
@@ -195,7 +195,7 @@ def answer_visit(
         )
     asked = "to confirm" if intent is Intent.CONFIRM else "to cancel"
     visits = "your visit" if len(link.appointment_ids) == 1 else "your visits"
-    return _notice(
+    return notice(
         request,
         state,
         "Thank you: we have your answer",
@@ -212,10 +212,10 @@ def unsubscribe_page(
     try:
         digest = read_unsubscribe_link(keyring, token, now=now)
     except InputError as exc:
-        return _link_problem(request, state, exc)
+        return link_problem(request, state, exc)
     with state.db.transaction() as session:
         already = is_opted_out(session, MessageChannel.EMAIL, digest)
-    return _render(request, state, "patient_unsubscribe.html", {"already": already})
+    return render_page(request, state, "patient_unsubscribe.html", {"already": already})
 
 
 @router.post("/unsubscribe/{token}", response_class=HTMLResponse)
@@ -232,7 +232,7 @@ def unsubscribe(
     try:
         digest = read_unsubscribe_link(keyring, token, now=now)
     except InputError as exc:
-        return _link_problem(request, state, exc)
+        return link_problem(request, state, exc)
     with state.db.transaction() as session:
         record_consent(
             session,
@@ -243,7 +243,7 @@ def unsubscribe(
             source=ConsentSource.EMAIL_LINK,
             now=now,
         )
-    return _notice(
+    return notice(
         request,
         state,
         "You are unsubscribed",
@@ -264,7 +264,7 @@ def _load_visits(
     people = practitioner_names(
         session, cipher, [r.practitioner_id for r in found if r.practitioner_id]
     )
-    places = _location_names(session, cipher, [r.location_id for r in found if r.location_id])
+    places = location_names(session, cipher, [r.location_id for r in found if r.location_id])
     visits = [_view(rows.get(fhir_id), people, places, now=now, zone=zone) for fhir_id in ids]
     if found:
         appointments = [f"Appointment/{row.fhir_id}" for row in found]
@@ -300,7 +300,7 @@ def _view(
     )
 
 
-def _location_names(session: Session, cipher: PhiCipher, ids: Iterable[str]) -> dict[str, str]:
+def location_names(session: Session, cipher: PhiCipher, ids: Iterable[str]) -> dict[str, str]:
     wanted = sorted(set(ids))
     if not wanted:
         return {}
@@ -317,10 +317,10 @@ def _location_names(session: Session, cipher: PhiCipher, ids: Iterable[str]) -> 
     return names
 
 
-def _link_problem(request: Request, state: AppState, error: InputError) -> HTMLResponse:
+def link_problem(request: Request, state: AppState, error: InputError) -> HTMLResponse:
     # 410 for an expired link (it was ours), 404 for one we cannot read; no detail either way.
     expired = error.code == "link.expired"
-    return _notice(
+    return notice(
         request,
         state,
         "This link has expired" if expired else "This link does not work",
@@ -331,15 +331,15 @@ def _link_problem(request: Request, state: AppState, error: InputError) -> HTMLR
     )
 
 
-def _notice(
+def notice(
     request: Request, state: AppState, title: str, text: str, *, status_code: int = 200
 ) -> HTMLResponse:
-    return _render(
+    return render_page(
         request, state, "patient_notice.html", {"title": title, "text": text}, status_code
     )
 
 
-def _render(
+def render_page(
     request: Request,
     state: AppState,
     template: str,

@@ -21,6 +21,12 @@ KINDS: Mapping[str, tuple[str, ...]] = {
     "sms-confirmed": ("text",),  # the answer to "C"
     "sms-cancelled": ("text",),  # the answer to "X", once the EHR has cancelled
     "sms-reschedule": ("text",),  # the answer to "R": the front desk will be in touch
+    # Waitlist backfill: a freed slot offered, and the answers to a claim.
+    "sms-slot-offer": ("text",),
+    "email-slot-offer": ("subject", "text", "html"),
+    "slot-booked": ("text",),  # the claim won: the visit is booked
+    "slot-taken": ("text",),  # someone else's claim won: still on the list
+    "slot-filled": ("text",),  # told to those offered who had not answered yet
 }
 LANGUAGES = ("en", "es")
 

@@ -66,6 +66,7 @@ PLACEHOLDERS = frozenset(
         "first_name",
         "asks_reply",
         "visit_url",
+        "claim_url",
         "unsubscribe_url",
         "visits",
         "language",
@@ -96,6 +97,7 @@ class ReminderContext:
     asks_reply: bool
     visit_url: str | None = None  # e-mail: the signed confirm/cancel page
     unsubscribe_url: str | None = None  # e-mail
+    claim_url: str | None = None  # a waitlist offer: the signed page that takes the slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +274,7 @@ def _values(ctx: ReminderContext, language: str) -> dict[str, object]:
         "first_name": ctx.patient_first_name,
         "asks_reply": ctx.asks_reply,
         "visit_url": ctx.visit_url,
+        "claim_url": ctx.claim_url,
         "unsubscribe_url": ctx.unsubscribe_url,
         "language": language,
         "visits": [
@@ -353,4 +356,6 @@ def sample_context(
         asks_reply=asks_reply,
         visit_url=None if sparse else "https://reminders.example.org/v/4f9c2a7e1b3d5f60",
         unsubscribe_url=None if sparse else "https://reminders.example.org/u/4f9c2a7e1b3d5f60",
+        # As long as a real one: an offer id, a contact digest, a timestamp and a signature.
+        claim_url=None if sparse else "https://reminders.example.org/claim/" + "eyJvIjo" * 13,
     )

@@ -9,6 +9,9 @@ reply is matched to the latest reminder that asked this phone for a reply.
 - R: a work item for the front desk with the patient's words, and a "we will call" text.
 - anything else, or an answer we cannot tie to a visit: a work item with the patient's words,
   and `message.received` for free text so triage screens it for red flags.
+- Y / N to a waitlist offer (the newest thing this phone was asked, offer or reminder): Y
+  claims the slot (`waitlist.claimed`; waitlist-backfill books it or says it was taken), N
+  passes on it and leaves the patient on the list.
 - STOP / START / HELP were settled when the message was stored (consent, the HELP answer).
 """
 
@@ -25,9 +28,10 @@ from clinicflow.automations.reminders.templates import (
     load_templates,
 )
 from clinicflow.automations.reminders.visits import contacts, person_names, place_names
+from clinicflow.automations.waitlist.claims import claim, latest_offer_to
 from clinicflow.channels.inbound import INBOUND_RECEIVED
 from clinicflow.channels.link_secret import unsubscribe_link
-from clinicflow.channels.replies import Intent
+from clinicflow.channels.replies import Intent, normalise
 from clinicflow.ehr.writeback import EHR_WRITE_BACK, Change, WriteBack
 from clinicflow.engine import (
     Automation,
@@ -46,11 +50,15 @@ from clinicflow.security.audit import Actor, record_access
 from clinicflow.store.engine import Effect
 from clinicflow.store.messaging import InboundMessage, ReminderClaim, inbound_message_aad
 from clinicflow.store.replica import Appointment, Patient
+from clinicflow.store.waitlist import WaitlistOffer
 
 NAME = "reminder-replies"
 FRONT_DESK = "front-desk"
 # A text answers the latest reminder that asked for a reply within this window.
 REPLY_WINDOW = timedelta(days=14)
+# A "Y" answers a waitlist offer made within this window (offers end before their slot anyway).
+OFFER_REPLY_WINDOW = timedelta(days=2)
+NO_WORDS = frozenset({"n", "no"})
 MESSAGE_RECEIVED = "message.received"
 # Patient cancellation (HL7 appointment-cancellation-reason).
 PATIENT_CANCELLED = "pat"
@@ -73,6 +81,8 @@ def run(ctx: RunContext) -> None:
     outcome: dict[str, object] = {"intent": intent.value}
     if intent in (Intent.STOP, Intent.START, Intent.HELP):
         outcome["done"] = "consent recorded when stored"
+    elif (offer := _offer_answered(ctx, message, intent)) is not None:
+        outcome |= _answer_offer(ctx, message, intent, offer)
     else:
         visits = _visits_answered(ctx, message)
         outcome["visits"] = [v.fhir_id for v in visits]
@@ -117,6 +127,60 @@ def run(ctx: RunContext) -> None:
             ctx.count("reply_for_staff")
     message.handled_at = ctx.now
     message.outcome = outcome
+
+
+def _says_no(ctx: RunContext, message: InboundMessage) -> bool:
+    words = ctx.cipher.decrypt(message.body_enc, inbound_message_aad(message.provider_id, "body"))
+    return normalise(words.decode()) in NO_WORDS
+
+
+def _offer_answered(
+    ctx: RunContext, message: InboundMessage, intent: Intent
+) -> WaitlistOffer | None:
+    """The waitlist offer a "Y" or "N" text answers: the newest offer to this phone, if no
+    reminder has asked this phone for a reply since."""
+    if message.channel != MessageChannel.SMS.value:
+        return None
+    if intent is not Intent.CONFIRM and not (intent is Intent.OTHER and _says_no(ctx, message)):
+        return None
+    offer = latest_offer_to(
+        ctx.session,
+        channel=MessageChannel.SMS.value,
+        contact_digest=message.contact_digest,
+        since=message.received_at - OFFER_REPLY_WINDOW,
+    )
+    if offer is None:
+        return None
+    asked_since = ctx.session.scalar(
+        select(ReminderClaim.id)
+        .where(
+            ReminderClaim.contact_digest == message.contact_digest,
+            ReminderClaim.channel == MessageChannel.SMS.value,
+            ReminderClaim.asks_reply.is_(True),
+            ReminderClaim.created_at > offer.offered_at,
+        )
+        .limit(1)
+    )
+    return offer if asked_since is None else None
+
+
+def _answer_offer(
+    ctx: RunContext, message: InboundMessage, intent: Intent, offer: WaitlistOffer
+) -> dict[str, object]:
+    record_access(
+        ctx.session,
+        Actor.automation(NAME),
+        "read",
+        [f"InboundMessage/{message.id}", f"Patient/{offer.patient_id}"],
+        at=ctx.now,
+    )
+    ctx.count("waitlist_answer")
+    if intent is Intent.CONFIRM:
+        return {"waitlist_offer": offer.id, "claim": claim(ctx.session, offer.id, now=ctx.now)}
+    if offer.state == "offered":
+        offer.state = "declined"
+        offer.answered_at = ctx.now
+    return {"waitlist_offer": offer.id, "declined": True}
 
 
 def _visits_answered(ctx: RunContext, message: InboundMessage) -> list[Appointment]:
@@ -282,5 +346,6 @@ AUTOMATION = Automation(
         Unit("cancellation_received", minutes_saved=3.0),
         Unit("reschedule_request", minutes_saved=1.0),
         Unit("reply_for_staff", minutes_saved=0.0),
+        Unit("waitlist_answer", minutes_saved=0.0),
     ),
 )

@@ -16,10 +16,23 @@ from enum import StrEnum
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from clinicflow.engine.events import record_event
 from clinicflow.store.conflicts import upsert_insert
 from clinicflow.store.waitlist import SlotBooking, WaitlistOffer
 
-__all__ = ["ClaimOutcome", "NewOffer", "claim_offer", "record_offers", "slot_key"]
+__all__ = [
+    "WAITLIST_CLAIMED",
+    "ClaimOutcome",
+    "NewOffer",
+    "claim",
+    "claim_offer",
+    "latest_offer_to",
+    "record_offers",
+    "slot_key",
+]
+
+# Raised for each settled claim; waitlist-backfill books the slot or says it was taken.
+WAITLIST_CLAIMED = "waitlist.claimed"
 
 
 class ClaimOutcome(StrEnum):
@@ -38,6 +51,8 @@ class NewOffer:
     entry_id: str
     patient_id: str
     wave: int
+    channel: str | None = None  # sms | email
+    contact_digest: str | None = None  # the blind index of the number or address it goes to
 
 
 def slot_key(practitioner_id: str | None, start: datetime, slot_id: str | None = None) -> str:
@@ -70,6 +85,8 @@ def record_offers(
                 offered_at=now,
                 expires_at=expires_at,
                 state="offered",
+                channel=offer.channel,
+                contact_digest=offer.contact_digest,
             )
             .on_conflict_do_nothing(index_elements=["slot_key", "entry_id"])
             .returning(WaitlistOffer.id)
@@ -93,6 +110,8 @@ def claim_offer(session: Session, offer_id: int, *, now: datetime) -> ClaimOutco
     if booked_by is not None:
         _answer(session, offer.id, "taken", now)
         return ClaimOutcome.TAKEN
+    if offer.state == "closed":
+        return ClaimOutcome.TAKEN  # the slot was filled in the EHR meanwhile
     if offer.state != "offered" or now >= offer.expires_at:
         _answer(session, offer.id, "expired", now)
         return ClaimOutcome.EXPIRED
@@ -111,6 +130,39 @@ def claim_offer(session: Session, offer_id: int, *, now: datetime) -> ClaimOutco
     outcome = ClaimOutcome.BOOKED if won is not None else ClaimOutcome.TAKEN
     _answer(session, offer.id, outcome.value, now)
     return outcome
+
+
+def claim(session: Session, offer_id: int, *, now: datetime) -> ClaimOutcome:
+    """Settle a claim and raise `waitlist.claimed` for the automation to act on what it came to
+    (booking in the EHR, the patient's confirmation, telling the others)."""
+    outcome = claim_offer(session, offer_id, now=now)
+    if outcome is not ClaimOutcome.UNKNOWN:
+        record_event(
+            session,
+            event_type=WAITLIST_CLAIMED,
+            resource_type="WaitlistOffer",
+            resource_id=str(offer_id),
+            at=now,
+            payload={"outcome": outcome.value},
+        )
+    return outcome
+
+
+def latest_offer_to(
+    session: Session, *, channel: str, contact_digest: str, since: datetime
+) -> WaitlistOffer | None:
+    """The newest offer sent to this contact on this channel since `since` (a text's "Y"
+    answers it)."""
+    return session.scalar(
+        select(WaitlistOffer)
+        .where(
+            WaitlistOffer.channel == channel,
+            WaitlistOffer.contact_digest == contact_digest,
+            WaitlistOffer.offered_at >= since,
+        )
+        .order_by(WaitlistOffer.offered_at.desc(), WaitlistOffer.id.desc())
+        .limit(1)
+    )
 
 
 def _answer(session: Session, offer_id: int, state: str, now: datetime) -> None:
