@@ -221,7 +221,7 @@ def test_the_default_samples_render_every_template_within_three_gsm_segments(
 ) -> None:
     samples = render_samples(defaults)
     kinds = {(s.kind, s.language) for s in samples}
-    assert len(kinds) == 10  # five kinds, two languages
+    assert len(kinds) == 20  # ten kinds (five reminder, five waitlist), two languages
     sms = [s for s in samples if s.rendered.segments is not None]
     assert sms
     assert all(s.warnings == () for s in sms), [(s.kind, s.language, s.warnings) for s in sms]
@@ -285,7 +285,8 @@ def test_an_unknown_placeholder_is_reported_with_the_file_template_and_line(
     )
     assert problems_of(path) == [
         f"{path}: template sms-reminder.es: line 5: unknown placeholder 'fist_name' (known: "
-        "asks_reply, first_name, language, practice_name, practice_phone, unsubscribe_url, "
+        "asks_reply, claim_url, first_name, language, practice_name, practice_phone, "
+        "unsubscribe_url, "
         "visit_url, visits)"
     ]
 
@@ -368,7 +369,8 @@ def test_unknown_kinds_languages_and_parts_are_reported_where_they_are(tmp_path:
     )
     assert problems_of(path) == [
         f"{path}: template sms-remindr: line 1: unknown kind (known: sms-reminder, "
-        "email-reminder, sms-confirmed, sms-cancelled, sms-reschedule)",
+        "email-reminder, sms-confirmed, sms-cancelled, sms-reschedule, sms-slot-offer, "
+        "email-slot-offer, slot-booked, slot-taken, slot-filled)",
         f"{path}: template sms-reminder.fr: line 4: unknown language (known: en, es)",
         f"{path}: template email-reminder.en: line 7: unknown part body "
         "(email-reminder has: subject, text, html)",

@@ -36,7 +36,7 @@ def test_export_then_check_round_trips_and_a_second_export_needs_force(tmp_path:
     assert report["ok"] is True
     assert report["file"] == str(path)
     assert {t["source"] for t in report["templates"]} == {str(path)}
-    assert len(report["templates"]) == 10
+    assert len(report["templates"]) == 20
 
     path.write_text("# our edits\n", encoding="utf-8")
     refused = clinicflow(tmp_path, *TEMPLATES, "export")

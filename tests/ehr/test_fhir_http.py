@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -369,6 +369,37 @@ def test_a_visit_cancelled_at_the_desk_is_not_confirmed_over_it(
             s.execute(select(Appointment.status).where(Appointment.fhir_id == "a4")).scalar_one()
             == "cancelled"
         )
+
+
+def test_a_waitlist_entry_is_booked_in_the_ehr_with_if_match_and_reaches_the_replica(
+    ehr: Ehr, sqlite_db: Database, cipher: PhiCipher, clock: FakeClock, tmp_path: Path
+):
+    from clinicflow.ehr.writeback import booking
+
+    waiting = _appointment(5, clock, status="waitlist")
+    for name in ("start", "end", "slot", "minutesDuration"):
+        waiting.pop(name, None)
+    ehr.peer.put(waiting)
+    sync_fhir(sqlite_db, cipher, clock, ehr.client, mode=SyncMode.SEARCH)
+    start = clock.now() + timedelta(days=1)
+    fields = booking(
+        start=start,
+        end=start + timedelta(minutes=20),
+        practitioner_id="dr1",
+        location_id="loc1",
+        slot_id=None,
+    )
+    change = WriteBack(Change.BOOK, "Appointment", "a5", status="booked", resource=fields)
+    rt = _engine(ehr, sqlite_db, cipher, clock, tmp_path, _writer(change, "book-a5"))
+    assert run_now(rt, "book-a5", requested_by="test").effects == {"done": 1}
+    stored = ehr.peer.get("Appointment", "a5")
+    assert stored["status"] == "booked"
+    assert datetime.fromisoformat(stored["start"]) == start
+    (put,) = [r for r in ehr.peer.requests if r.method == "PUT"]
+    assert put.headers.get("if-match")
+    with sqlite_db.transaction() as s:
+        row = s.get_one(Appointment, "a5")
+        assert (row.status, row.start_at, row.practitioner_id) == ("booked", start, "dr1")
 
 
 def test_a_created_communication_exists_once_however_often_it_is_sent(

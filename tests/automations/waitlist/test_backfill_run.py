@@ -7,11 +7,15 @@ is told. The clock stands at 14:00 in New York on Monday 23 November 2026.
 
 from __future__ import annotations
 
+import base64
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select
 from tests.automations.reminder_practice import Practice, Resource, build_practice, patient, visit
 
@@ -20,9 +24,11 @@ from clinicflow.channels.consent import ConsentSource, record_consent
 from clinicflow.channels.inbound import store_inbound
 from clinicflow.clock import FakeClock
 from clinicflow.engine import MessageChannel, list_open, run_now
+from clinicflow.settings import Settings
 from clinicflow.store import Database
 from clinicflow.store.replica import Appointment
 from clinicflow.store.waitlist import FreedSlotRecord, WaitlistOffer
+from clinicflow.web import create_app
 
 NOW = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)  # 14:00 in New York
 IN_TWO_DAYS = NOW + timedelta(days=2)
@@ -246,3 +252,68 @@ def test_n_passes_and_leaves_the_patient_on_the_list_with_no_work_item(
         assert session.get_one(Appointment, "e1").status == "waitlist"
         items = list_open(session, practice.cipher, reader="test", now=practice.clock.now())
     assert not [i for i in items if "did not act on" in i.description]
+
+
+def _claim_paths(practice: Practice) -> dict[str, str]:
+    """Each offered phone's claim link, as a path on the public site."""
+    found = {}
+    for to, body in _offers_sent(practice).items():
+        match = re.search(r"https?://[^/\s]+(/claim/\S+)", body)
+        assert match, body
+        found[to] = match.group(1)
+    return found
+
+
+def _web(practice: Practice) -> TestClient:
+    ring = practice.cipher.ring
+    settings = Settings(
+        data_dir=practice.folder,
+        timezone="America/New_York",
+        phi_key=SecretStr(base64.b64encode(ring.active).decode()),
+        phi_index_key=SecretStr(base64.b64encode(ring.index_key).decode()),
+    )
+    return TestClient(create_app(settings, db=practice.rt.db, clock=practice.clock))
+
+
+def test_the_claim_page_books_the_first_to_press_and_tells_the_next_it_was_taken(
+    practice: Practice,
+) -> None:
+    _with_waitlist(practice, waiting_patients=3)
+    _cancel_by_text(practice)
+    links = _claim_paths(practice)
+    with _web(practice) as web:
+        page = web.get(links[phone(102)])
+        assert page.status_code == 200
+        assert "Take this appointment" in page.text
+        assert "Dr. Ana Ruiz" in page.text
+        assert page.headers["cache-control"] == "no-store"
+        assert practice.outbox()[-1].to != phone(102)  # opening the page changed nothing
+
+        taken = web.post(links[phone(102)], data={"action": "claim"})
+        assert "It is yours" in taken.text
+        again = web.post(links[phone(102)], data={"action": "claim"})  # a second tap
+        assert "It is yours" in again.text
+        late = web.post(links[phone(103)], data={"action": "claim"})
+        assert "just taken" in late.text
+        assert "just taken" in web.get(links[phone(101)]).text
+        assert web.get(links[phone(101)][:-3] + "abc").status_code == 404
+
+    practice.settle()
+    with practice.rt.db.transaction() as session:
+        assert session.get_one(Appointment, "e2").status == "booked"
+        assert session.get_one(Appointment, "e3").status == "waitlist"
+    booked = [m for m in practice.outbox() if m.to == phone(102)]
+    assert [("it is yours" in m.body) for m in booked] == [False, True]  # the offer, then one
+
+
+def test_an_offer_ends_at_the_lead_time_before_the_slot(practice: Practice) -> None:
+    _with_waitlist(practice, waiting_patients=1)
+    _cancel_by_text(practice)
+    (link,) = _claim_paths(practice).values()
+    practice.clock.set(IN_TWO_DAYS - timedelta(minutes=119))
+    with _web(practice) as web:
+        assert "This offer has ended" in web.get(link).text
+        assert "This offer has ended" in web.post(link, data={"action": "claim"}).text
+    practice.settle()
+    with practice.rt.db.transaction() as session:
+        assert session.get_one(Appointment, "e1").status == "waitlist"
