@@ -24,6 +24,7 @@ from clinicflow.store import Database
 from clinicflow.store.engine import WorkItem, WorkItemNote
 from clinicflow.store.generations import bump_generations
 from clinicflow.store.noshow import NoShowScore
+from clinicflow.store.waitlist import FreedSlotRecord
 from clinicflow.store.replica import Appointment
 from clinicflow.synth import write_practice
 from clinicflow.web import create_app
@@ -462,3 +463,42 @@ def test_today_shows_each_scored_visits_risk_and_the_sessions_expected_no_shows(
     assert f"Expected no-shows: about {expected:.1f}" in _text(page)
     if expected >= 1:
         assert f"room to overbook {int(expected)} visit" in page
+
+
+def test_today_marks_a_visit_the_waitlist_backfilled(
+    app_client: TestClient,
+    sqlite_db: Database,
+    settings: Settings,
+    clock: FakeClock,
+    practice: Path,
+) -> None:
+    start = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
+    with sqlite_db.transaction() as session:
+        visit = session.scalars(
+            sa.select(Appointment).where(
+                Appointment.start_at >= start,
+                Appointment.start_at < start + timedelta(days=1),
+                Appointment.status == "booked",
+            )
+        ).first()
+        assert visit is not None and visit.start_at is not None
+        session.add(
+            FreedSlotRecord(
+                slot_key=f"Practitioner/{visit.practitioner_id}@{visit.start_at}#gone",
+                freed_by="gone",
+                practitioner_id=visit.practitioner_id or "",
+                location_id=visit.location_id or "",
+                specialty="any",
+                start_at=visit.start_at,
+                minutes=visit.minutes or 20,
+                freed_at=clock.now(),
+                state="booked",
+                waves_sent=1,
+                booked_entry_id=visit.fhir_id,
+                value_cents=15000,
+            )
+        )
+        bump_generations(session, ["Appointment"])
+    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
+    page = app_client.get(f"/today?day={DAY}").text
+    assert page.count(">backfilled</span>") == 1

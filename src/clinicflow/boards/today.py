@@ -20,6 +20,7 @@ from clinicflow.store.bodies import open_body
 from clinicflow.store.engine import Effect
 from clinicflow.store.messaging import ReminderClaim
 from clinicflow.store.noshow import NoShowScore
+from clinicflow.store.waitlist import FreedSlotRecord
 from clinicflow.store.replica import Appointment, FhirResource
 from clinicflow.store.schedule_queries import display_name, practitioner_names
 
@@ -77,6 +78,7 @@ class TodayVisit:
     reminders_sent: int
     noshow_risk: float | None = None  # from the noshow-risk automation, when it has run
     noshow_reasons: tuple[str, ...] = ()
+    backfilled: bool = False  # booked by waitlist-backfill into a slot someone else freed
 
 
 def _day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
@@ -121,6 +123,18 @@ def _risks(session: Session, ids: list[str]) -> dict[str, tuple[float, tuple[str
     return {a: (p, tuple(r or ())) for a, p, r in rows}
 
 
+def _backfilled(session: Session, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    return set(
+        session.scalars(
+            select(FreedSlotRecord.booked_entry_id).where(
+                FreedSlotRecord.state == "booked", FreedSlotRecord.booked_entry_id.in_(ids)
+            )
+        )
+    )
+
+
 def today_board(
     session: Session, cipher: PhiCipher, *, day: date, zone: ZoneInfo, filters: TodayFilters
 ) -> list[TodayVisit]:
@@ -144,6 +158,7 @@ def today_board(
     patients = _patient_names(session, cipher, {v.patient_id for v in visits if v.patient_id})
     sent = _reminders_sent(session, [v.fhir_id for v in visits])
     risks = _risks(session, [v.fhir_id for v in visits])
+    backfilled = _backfilled(session, [v.fhir_id for v in visits])
     rows = [
         TodayVisit(
             appointment_id=v.fhir_id,
@@ -159,6 +174,7 @@ def today_board(
             reminders_sent=sent.get(v.fhir_id, 0),
             noshow_risk=risks[v.fhir_id][0] if v.fhir_id in risks else None,
             noshow_reasons=risks[v.fhir_id][1] if v.fhir_id in risks else (),
+            backfilled=v.fhir_id in backfilled,
         )
         for v in visits
         if v.start_at is not None

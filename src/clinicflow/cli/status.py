@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from clinicflow.automations.reminders.stats import confirmation_rates
+from clinicflow.automations.waitlist.stats import backfill_stats
 from clinicflow.cli.runtime import Runtime
 from clinicflow.ehr.writeback import count_local_changes
 from clinicflow.engine.periodic import job_states
@@ -27,6 +28,8 @@ def status(
         zone = ZoneInfo(rt.settings.timezone)
         rates = confirmation_rates(session, rt.cipher, zone=zone, now=rt.clock.now())
         summary["reminders"] = rates.to_json()
+        backfill = backfill_stats(session, now=rt.clock.now())
+        summary["waitlist"] = backfill.to_json()
         local_changes = count_local_changes(session)
     if json_output:
         rt.out(summary)
@@ -66,6 +69,16 @@ def status(
                 markup=False,
                 highlight=False,
             )
+    if backfill.freed:
+        rt.console.print(
+            f"waitlist, last {backfill.days} days: {backfill.freed} slot(s) freed, "
+            f"{backfill.offered} offered, {backfill.booked} booked"
+            + (f" (median {backfill.median_fill_min:g} min to fill)" if backfill.booked else "")
+            + f", {backfill.unfilled} left to the front desk, {backfill.open} still open; "
+            f"revenue recovered ${backfill.revenue_cents / 100:,.2f}",
+            markup=False,
+            highlight=False,
+        )
     if local_changes:
         rt.console.print(
             f"{local_changes} change(s) made by automations are kept locally (no EHR connected)."

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from clinicflow.automations.reminders.stats import ConfirmationRates, confirmation_rates
+from clinicflow.automations.waitlist.stats import backfill_stats
 from clinicflow.channels.pause import messages_pause
 from clinicflow.ehr.writeback import count_local_changes
 from clinicflow.engine import (
@@ -68,6 +69,7 @@ def automations_page(
         runs = list_runs(session, limit=50)
         local_changes = count_local_changes(session)
         rates = _rates(state, session)
+        backfill = backfill_stats(session, now=state.clock.now())
         pause = messages_pause(session)
     return render(
         request,
@@ -79,6 +81,7 @@ def automations_page(
         settings=state.settings.describe(),
         local_changes=local_changes,
         rates=rates,
+        backfill=backfill,
         pause=pause,
         can_manage=staff.may(Permission.AUTOMATIONS_MANAGE),
         notice=notice[:200] if notice else None,

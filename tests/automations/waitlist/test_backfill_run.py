@@ -20,6 +20,7 @@ from sqlalchemy import select
 from tests.automations.reminder_practice import Practice, Resource, build_practice, patient, visit
 
 from clinicflow.automations.waitlist.automation import AUTOMATION, WAVES
+from clinicflow.automations.waitlist.stats import backfill_stats
 from clinicflow.channels.consent import ConsentSource, record_consent
 from clinicflow.channels.inbound import store_inbound
 from clinicflow.clock import FakeClock
@@ -317,3 +318,25 @@ def test_an_offer_ends_at_the_lead_time_before_the_slot(practice: Practice) -> N
     practice.settle()
     with practice.rt.db.transaction() as session:
         assert session.get_one(Appointment, "e1").status == "waitlist"
+
+
+def test_the_backfill_stats_count_freed_offered_booked_and_the_revenue(
+    practice: Practice,
+) -> None:
+    _with_waitlist(practice, waiting_patients=3)
+    _cancel_by_text(practice)
+    practice.clock.advance(timedelta(minutes=6))
+    _text(practice, "Y", "SM-claim-3", phone(103))
+    with practice.rt.db.transaction() as session:
+        stats = backfill_stats(session, now=practice.clock.now())
+    assert stats.to_json() == {
+        "days": 30,
+        "freed": 1,
+        "offered": 1,
+        "booked": 1,
+        "unfilled": 0,
+        "open": 0,
+        "fill_rate": 1.0,
+        "median_fill_min": 6.0,
+        "revenue_recovered": 150.0,
+    }
