@@ -211,3 +211,27 @@ def test_a_policy_change_changes_its_fingerprint():
     closed = Policy(closed_on=frozenset({date(2026, 12, 25)}))
     assert policy_fingerprint(Policy()) == policy_fingerprint(Policy())
     assert policy_fingerprint(closed) != policy_fingerprint(Policy())
+
+
+def test_a_high_risk_visit_adds_the_extra_touchpoints_once_and_others_do_not() -> None:
+    start = NOW + timedelta(days=5)
+    names = [p.touchpoint.name for p in plan(Visit("a", start), Policy(), NOW, practice_zone=NY)]
+    assert names == ["sms-2d"]  # the 7-day e-mail has passed; a later touchpoint is ahead
+    risky = plan(Visit("a", start, high_risk=True), Policy(), NOW, practice_zone=NY)
+    assert [p.touchpoint.name for p in risky] == ["sms-2d", "sms-1d-risk"]
+    same_name = Policy(high_risk=(Touchpoint("sms-2d", MessageChannel.SMS, timedelta(days=1)),))
+    again = plan(Visit("a", start, high_risk=True), same_name, NOW, practice_zone=NY)
+    assert [p.touchpoint.name for p in again].count("sms-2d") == 1
+    assert policy_fingerprint(Policy()) != policy_fingerprint(Policy(high_risk_at=0.5))
+
+
+def test_a_text_held_by_quiet_hours_into_a_closure_day_goes_on_the_next_open_morning() -> None:
+    # Found by the property above: the 2-day text falls due on New Year's Day (closed), moves
+    # to 21:00 the evening before, is held by quiet hours to 8:00 on New Year's Day, and was
+    # dropped; planned again a day later it became a catch-up. Now it goes at 8:00 on Jan 2.
+    now = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)  # 19:00 on Dec 31 in New York
+    visit = Visit("a1", now + timedelta(days=3, hours=2), booked_at=now)
+    planned = plan(visit, Policy(closed_on={date(2026, 1, 1)}), now, practice_zone=NY)
+    assert [(p.touchpoint.name, p.send_at) for p in planned] == [
+        ("sms-2d", datetime(2026, 1, 2, 8, 0, tzinfo=NY))
+    ]

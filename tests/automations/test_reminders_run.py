@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from tests.automations.reminder_practice import Practice, build_practice, patient, visit
 
+from clinicflow.automations.reminders.marks import look_again
 from clinicflow.automations.reminders.stats import confirmation_rates
 from clinicflow.channels.consent import ConsentSource, record_consent
 from clinicflow.channels.inbound import store_inbound
@@ -29,6 +30,7 @@ from clinicflow.engine.reconcile import stale_pending
 from clinicflow.security.audit import Actor
 from clinicflow.store import Database
 from clinicflow.store.engine import Effect, Event
+from clinicflow.store.noshow import NoShowScore
 from clinicflow.store.replica import Appointment
 
 NOW = datetime(2026, 11, 23, 19, 0, tzinfo=UTC)  # 14:00 in New York
@@ -255,3 +257,32 @@ def test_the_confirmation_rate_counts_reminded_visits_per_day_and_provider(
     assert [(r.label, r.reminded, r.confirmed) for r in rates.by_provider] == [
         ("Dr. Ana Ruiz", 2, 1)
     ]
+
+
+@pytest.mark.parametrize("risk", [None, 0.1, 0.3])
+def test_a_visit_scored_likely_to_be_missed_gets_an_extra_reminder_the_day_before(
+    practice: Practice, risk: float | None
+) -> None:
+    in_three_days = NOW + timedelta(days=3)
+    practice.sync(
+        patient("p1", "Maria", mobile=MOBILE), visit("a1", "p1", in_three_days, booked=BOOKED)
+    )
+    practice.remind()  # plans the visit: nothing is due yet
+    if risk is not None:
+        with practice.rt.db.transaction() as session:
+            session.add(
+                NoShowScore(
+                    appointment_id="a1",
+                    probability=risk,
+                    reasons=["booked 20 days ahead"],
+                    model_trained_at=NOW,
+                    scored_at=NOW,
+                )
+            )
+            look_again(session, ["a1"], NOW)
+    for _ in range(2):
+        practice.clock.advance(timedelta(days=1))
+        practice.remind()
+    sent = [m.effect_key.split(":")[2].split("@")[0] for m in practice.outbox()]
+    assert sent == (["sms-2d", "sms-1d-risk"] if risk == 0.3 else ["sms-2d"])
+    assert all("Reply C" in m.body for m in practice.outbox())

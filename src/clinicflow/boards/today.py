@@ -20,9 +20,9 @@ from clinicflow.store.bodies import open_body
 from clinicflow.store.engine import Effect
 from clinicflow.store.messaging import ReminderClaim
 from clinicflow.store.noshow import NoShowScore
-from clinicflow.store.waitlist import FreedSlotRecord
 from clinicflow.store.replica import Appointment, FhirResource
 from clinicflow.store.schedule_queries import display_name, practitioner_names
+from clinicflow.store.waitlist import FreedSlotRecord
 
 __all__ = [
     "CONFIRMATION_LABELS",

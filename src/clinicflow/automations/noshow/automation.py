@@ -2,8 +2,10 @@
 
 The model is the practice's own: trained from its history on the first run (and again once a
 week), saved with its card under the data dir. Scores and their reasons go to `noshow_scores`,
-which the Today board shows. A visit above `CALL_AT` gets a work item for the front desk to call
-the patient; the automation never cancels or overbooks anything itself.
+which the Today board shows. A visit at or above the reminder policy's `high_risk_at` gets an
+extra reminder (appointment-reminders plans it: the visit's reminder plan is looked at again); one
+above `CALL_AT` also gets a work item for the front desk to call the patient. The automation never
+cancels or overbooks anything itself.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from sqlalchemy import delete
 from clinicflow.automations.noshow.features import features_for_all
 from clinicflow.automations.noshow.history import practice_visits
 from clinicflow.automations.noshow.records import Outcome, Visit
+from clinicflow.automations.reminders import marks
+from clinicflow.automations.reminders.config import load_policy
 from clinicflow.clock import local_text
 from clinicflow.engine import Automation, Priority, RunContext, Schedule, Unit, work_item_key
 from clinicflow.errors import InputError
@@ -45,9 +49,6 @@ def _model(ctx: RunContext, visits: list[Visit]) -> NoShowModel | None:
     # module in every process (CLI commands included) while only this run needs them.
     from clinicflow.automations.noshow.model import load, save
     from clinicflow.automations.noshow.service import train_model
-
-    # Imported here: LightGBM and scikit-learn cost ~1.4 s to import, and the registry loads this
-    # module in every process (CLI commands included) while only this run needs them.
 
     try:
         model = load(model_dir(ctx))
@@ -114,6 +115,10 @@ def run(ctx: RunContext) -> None:
     scores = score_visits(model, [v.visit_id for v, _ in upcoming], [f for _, f in upcoming])
     _store(ctx, scores, model)
     ctx.count("visit_scored", len(scores))
+    extra_at = load_policy(ctx.settings).high_risk_at
+    risky = [s.visit_id for s in scores if s.probability >= extra_at]
+    marks.look_again(ctx.session, risky, ctx.now)
+    ctx.count("extra_reminder_planned", len(risky))
     for (visit, _features), score in zip(upcoming, scores, strict=True):
         if score.probability < CALL_AT:
             continue
@@ -143,6 +148,7 @@ AUTOMATION = Automation(
         # A call made to the right patient instead of calling down the whole list: ~3 minutes.
         Unit("call_requested", minutes_saved=3.0),
         Unit("model_trained", minutes_saved=0.0),
+        Unit("extra_reminder_planned", minutes_saved=0.0),
     ),
 )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -58,6 +59,7 @@ from clinicflow.engine import Automation, RunContext, Schedule, Unit, reminder_k
 from clinicflow.engine.payloads import MessageChannel, OutgoingMessage, ValidWhile
 from clinicflow.security.audit import Actor, record_access
 from clinicflow.store.generations import generation_of
+from clinicflow.store.noshow import scored_at_least
 
 NAME = "appointment-reminders"
 # Closure days move a send earlier than its lead time: look this much further ahead for them.
@@ -124,6 +126,7 @@ def _longest_lead(policy: Policy) -> timedelta:
     leads = [t.lead for t in policy.default]
     leads += [t.lead for ts in policy.by_specialty.values() for t in ts]
     leads += [t.lead for ts in policy.by_appointment_type.values() for t in ts]
+    leads += [t.lead for t in policy.high_risk]
     return max(leads, default=timedelta(0))
 
 
@@ -159,9 +162,10 @@ def _visits_to_plan(
 def _plan_each(
     ctx: RunContext, policy: Policy, upcoming: Sequence[Upcoming]
 ) -> dict[str, list[Planned]]:
+    risky = scored_at_least(ctx.session, [u.appointment_id for u in upcoming], policy.high_risk_at)
     return {
         u.appointment_id: plan(
-            u.visit,
+            replace(u.visit, high_risk=True) if u.appointment_id in risky else u.visit,
             policy,
             ctx.now,
             practice_zone=ctx.zone,

@@ -12,6 +12,10 @@ name = "sms-2d"; channel = "sms"; lead_hours = 48; asks_reply = true
 touchpoints = [{ name = "sms-3d", channel = "sms", lead_hours = 72, asks_reply = true }]
 [appointment_type.FOLLOWUP]
 touchpoints = [{ name = "sms-1d", channel = "sms", lead_hours = 24, asks_reply = true }]
+
+high_risk_at = 0.25                           # no-show risk from which a visit gets the extras
+[[high_risk_touchpoint]]                      # replaces the default extra (an SMS a day before)
+name = "sms-1d-risk"; channel = "sms"; lead_hours = 24; asks_reply = true
 ```
 """
 
@@ -22,7 +26,13 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from clinicflow.automations.reminders.policy import DEFAULT_TOUCHPOINTS, Policy, Touchpoint
+from clinicflow.automations.reminders.policy import (
+    DEFAULT_TOUCHPOINTS,
+    HIGH_RISK_AT,
+    HIGH_RISK_TOUCHPOINTS,
+    Policy,
+    Touchpoint,
+)
 from clinicflow.engine.payloads import MessageChannel
 from clinicflow.errors import InputError
 from clinicflow.settings import Settings
@@ -66,7 +76,21 @@ def parse_policy(data: dict[str, Any], *, where: str) -> Policy:
             raise InputError(
                 f"closed_on {text!r} is not a date like 2026-12-25", where=where
             ) from None
-    return Policy(default, by_specialty, by_type, frozenset(closed))
+    high_risk = _touchpoints(data.get("high_risk_touchpoint"), f"{where}: high_risk_touchpoint")
+    high_risk_at = data.get("high_risk_at", HIGH_RISK_AT)
+    if not isinstance(high_risk_at, int | float) or not 0 < high_risk_at <= 1:
+        raise InputError(
+            f"high_risk_at {high_risk_at!r} must be a probability above 0, at most 1",
+            where=where,
+        )
+    return Policy(
+        default,
+        by_specialty,
+        by_type,
+        frozenset(closed),
+        high_risk=high_risk or HIGH_RISK_TOUCHPOINTS,
+        high_risk_at=float(high_risk_at),
+    )
 
 
 def _touchpoints(entries: Any, where: str) -> tuple[Touchpoint, ...]:

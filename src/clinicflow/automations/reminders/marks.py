@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Table, and_, delete, select
+from sqlalchemy import Table, and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from clinicflow.automations.reminders.visits import UPCOMING
@@ -120,6 +120,21 @@ def save(session: Session, marks: Mapping[str, tuple[datetime, datetime | None]]
         conflict_on=["appointment_id"],
         update=["start_at", "next_check_at"],
     )
+
+
+def look_again(session: Session, appointment_ids: Iterable[str], at: datetime) -> None:
+    """Have the next run plan these visits again by `at` (their plan changed: a new score)."""
+    wanted = sorted(set(appointment_ids))
+    for first in range(0, len(wanted), CHUNK):
+        session.execute(
+            update(ReminderMark)
+            .where(
+                ReminderMark.appointment_id.in_(wanted[first : first + CHUNK]),
+                or_(ReminderMark.next_check_at.is_(None), ReminderMark.next_check_at > at),
+            )
+            .values(next_check_at=at),
+            execution_options=NO_SYNC,
+        )
 
 
 def drop(session: Session, appointment_ids: Iterable[str]) -> None:

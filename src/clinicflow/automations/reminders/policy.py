@@ -13,7 +13,9 @@ booked the same day). A practice may set other touchpoints per specialty and app
   replying "R" on a holiday would wait for nobody); one that would then be past is sent now if
   today is open, else dropped;
 - SMS respect quiet hours in the patient's own time zone (`quiet_hours`): held until the window
-  opens, dropped if that is too close to the visit to help.
+  opens, dropped if that is too close to the visit to help;
+- a visit the no-show model scores at or above `high_risk_at` also gets the `high_risk`
+  touchpoints (default: an SMS the day before asking for a reply), planned like the others.
 """
 
 from __future__ import annotations
@@ -52,6 +54,15 @@ DEFAULT_TOUCHPOINTS: tuple[Touchpoint, ...] = (
 )
 
 
+# The extra reminder for a visit likely to be missed: the day before, asking for an answer, so
+# an unconfirmed slot is known a day ahead and can go to the waitlist.
+HIGH_RISK_TOUCHPOINTS: tuple[Touchpoint, ...] = (
+    Touchpoint("sms-1d-risk", MessageChannel.SMS, timedelta(days=1), asks_reply=True),
+)
+# The no-show probability from which a visit gets them: the synthetic practice's top ~15%.
+HIGH_RISK_AT = 0.25
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """Touchpoints by default, by specialty and by appointment type (the most specific wins)."""
@@ -61,6 +72,8 @@ class Policy:
     by_appointment_type: Mapping[str, tuple[Touchpoint, ...]] = field(default_factory=dict)
     closed_on: Collection[date] = frozenset()  # practice closure days (practice-local dates)
     quiet: QuietHours = field(default_factory=QuietHours)
+    high_risk: tuple[Touchpoint, ...] = HIGH_RISK_TOUCHPOINTS
+    high_risk_at: float = HIGH_RISK_AT
 
     def touchpoints_for(
         self, specialty: str | None, appointment_type: str | None
@@ -82,6 +95,7 @@ class Visit:
     booked_at: datetime | None = None
     specialty: str | None = None
     appointment_type: str | None = None
+    high_risk: bool = False  # scored at or above the policy's `high_risk_at` by noshow-risk
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +134,12 @@ def plan(
         closest = min(missed, key=lambda t: t.lead)
         planned.append(Planned(visit.appointment_id, closest, now, catch_up=True))
     held = [_respect_quiet_hours(p, visit, policy.quiet, patient_zone) for p in planned]
-    # Held past quiet hours into a closure day (sent after 21:00, held to 8:00 on a holiday):
-    # rare enough to drop rather than hunt for another time.
-    kept = [p for p in held if p is not None and is_open(p.send_at, policy, practice_zone)]
-    return sorted(kept, key=lambda p: p.send_at)
+    kept = [
+        _past_closures(p, visit, policy, practice_zone, patient_zone)
+        for p in held
+        if p is not None
+    ]
+    return sorted((p for p in kept if p is not None), key=lambda p: p.send_at)
 
 
 def due_now(planned: Iterable[Planned], now: datetime) -> list[Planned]:
@@ -172,17 +188,47 @@ def policy_fingerprint(policy: Policy) -> str:
         repr(sorted(policy.by_appointment_type.items())),
         repr(sorted(policy.closed_on)),
         repr(policy.quiet),
+        repr((policy.high_risk, policy.high_risk_at)),
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
 def _applicable(visit: Visit, policy: Policy, zone: ZoneInfo) -> Sequence[Touchpoint]:
     touchpoints = policy.touchpoints_for(visit.specialty, visit.appointment_type)
+    if visit.high_risk:
+        names = {t.name for t in touchpoints}
+        touchpoints = (*touchpoints, *(t for t in policy.high_risk if t.name not in names))
     booked_same_day = (
         visit.booked_at is not None
         and visit.booked_at.astimezone(zone).date() == visit.start_at.astimezone(zone).date()
     )
     return [t for t in touchpoints if booked_same_day or not t.same_day_only]
+
+
+def _past_closures(
+    planned: Planned,
+    visit: Visit,
+    policy: Policy,
+    practice_zone: ZoneInfo,
+    patient_zone: ZoneInfo,
+) -> Planned | None:
+    """A text held past quiet hours into a closure day (due after 21:00, held to 8:00 on a
+    holiday) goes when the window opens on the next open day, if that still helps. Dropping it
+    instead would leave the visit with no reminder, while planning it again a day later would
+    send a catch-up: the plan must not depend on when it is made."""
+    if is_open(planned.send_at, policy, practice_zone):
+        return planned
+    local = planned.send_at.astimezone(practice_zone)
+    for ahead in range(1, 32):
+        day = local.date() + timedelta(days=ahead)
+        if day in policy.closed_on:
+            continue
+        midnight = datetime.combine(day, datetime.min.time(), tzinfo=practice_zone)
+        at = next_allowed(midnight, policy.quiet, patient_zone)
+        if at > visit.start_at - MIN_NOTICE or not is_open(at, policy, practice_zone):
+            return None
+        return Planned(planned.appointment_id, planned.touchpoint, at, planned.catch_up)
+    return None
 
 
 def _open_day_at_or_before(at: datetime, policy: Policy, zone: ZoneInfo) -> datetime | None:
