@@ -24,8 +24,9 @@ from clinicflow.store import Database
 from clinicflow.store.engine import WorkItem, WorkItemNote
 from clinicflow.store.generations import bump_generations
 from clinicflow.store.noshow import NoShowScore
-from clinicflow.store.waitlist import FreedSlotRecord
+from clinicflow.store.overbooking import OverbookDecision
 from clinicflow.store.replica import Appointment
+from clinicflow.store.waitlist import FreedSlotRecord
 from clinicflow.synth import write_practice
 from clinicflow.web import create_app
 
@@ -430,6 +431,20 @@ def test_today_shows_each_scored_visits_risk_and_the_sessions_expected_no_shows(
     clock: FakeClock,
     practice: Path,
 ) -> None:
+    mine = _score_one_provider(sqlite_db, clock, 0.5)
+    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
+    page = app_client.get(f"/today?day={DAY}").text
+    assert "No-show risk" in page
+    assert page.count('class="risk-high">50%</span>') == len(mine)
+    assert "2 missed visits before" in page
+    expected = 0.5 * len(mine)
+    assert f"Expected no-shows: about {expected:.1f}" in _text(page)
+    if expected >= 1:
+        assert f"room to overbook {int(expected)} visit" in page
+
+
+def _score_one_provider(sqlite_db: Database, clock: FakeClock, probability: float) -> list[str]:
+    """Score every booked visit of the first provider on DAY; the scored visits' ids."""
     start = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
     with sqlite_db.transaction() as session:
         visits = list(
@@ -447,22 +462,67 @@ def test_today_shows_each_scored_visits_risk_and_the_sessions_expected_no_shows(
             session.add(
                 NoShowScore(
                     appointment_id=visit.fhir_id,
-                    probability=0.5,
+                    probability=probability,
                     reasons=["2 missed visits before"],
                     model_trained_at=clock.now(),
                     scored_at=clock.now(),
                 )
             )
         bump_generations(session, ["NoShowScore"])
-    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
-    page = app_client.get(f"/today?day={DAY}").text
-    assert "No-show risk" in page
-    assert page.count('class="risk-high">50%</span>') == len(mine)
-    assert "2 missed visits before" in page
-    expected = 0.5 * len(mine)
-    assert f"Expected no-shows: about {expected:.1f}" in _text(page)
-    if expected >= 1:
-        assert f"room to overbook {int(expected)} visit" in page
+    return [v.fhir_id for v in mine]
+
+
+def _provider_of(sqlite_db: Database, appointment_id: str) -> str:
+    with sqlite_db.transaction() as session:
+        provider = session.get_one(Appointment, appointment_id).practitioner_id
+    assert provider is not None
+    return provider
+
+
+def test_a_scheduler_accepts_or_dismisses_a_providers_overbooking_suggestion(
+    app_client: TestClient,
+    sqlite_db: Database,
+    settings: Settings,
+    clock: FakeClock,
+    practice: Path,
+) -> None:
+    provider = _provider_of(sqlite_db, _score_one_provider(sqlite_db, clock, 0.9)[0])
+    sign_in(app_client, _person(sqlite_db, settings, clock, Role.SCHEDULER), clock)
+    page = app_client.get(f"/today?day={DAY}")
+    assert 'id="overbooking"' in page.text
+    token = csrf_of(page.text)
+    form = {"csrf_token": token, "practitioner": provider, "day": DAY}
+    accepted = app_client.post("/today/overbooking", data={**form, "decision": "accepted"})
+    assert accepted.status_code == 200  # followed the redirect back to the board
+    assert "Accepted by" in accepted.text
+    assert ": book up to" in accepted.text
+    dismissed = app_client.post("/today/overbooking", data={**form, "decision": "dismissed"})
+    assert "Dismissed by" in dismissed.text
+    with sqlite_db.transaction() as session:
+        (decision,) = session.scalars(sa.select(OverbookDecision))
+        assert (decision.practitioner_id, decision.decision) == (provider, "dismissed")
+        assert decision.room >= 1
+    nobody = app_client.post(
+        "/today/overbooking", data={**form, "practitioner": "nobody", "decision": "accepted"}
+    )
+    assert nobody.status_code == 409
+
+
+def test_only_people_who_schedule_may_decide_on_overbooking(
+    app_client: TestClient,
+    sqlite_db: Database,
+    settings: Settings,
+    clock: FakeClock,
+    practice: Path,
+) -> None:
+    provider = _provider_of(sqlite_db, _score_one_provider(sqlite_db, clock, 0.9)[0])
+    sign_in(app_client, _person(sqlite_db, settings, clock, Role.NURSE), clock)
+    page = app_client.get(f"/today?day={DAY}")
+    assert 'id="overbooking"' in page.text
+    assert 'action="/today/overbooking"' not in page.text
+    form = {"csrf_token": csrf_of(page.text), "practitioner": provider, "day": DAY}
+    refused = app_client.post("/today/overbooking", data={**form, "decision": "accepted"})
+    assert refused.status_code == 403
 
 
 def test_today_marks_a_visit_the_waitlist_backfilled(
@@ -481,7 +541,8 @@ def test_today_marks_a_visit_the_waitlist_backfilled(
                 Appointment.status == "booked",
             )
         ).first()
-        assert visit is not None and visit.start_at is not None
+        assert visit is not None
+        assert visit.start_at is not None
         session.add(
             FreedSlotRecord(
                 slot_key=f"Practitioner/{visit.practitioner_id}@{visit.start_at}#gone",

@@ -39,6 +39,7 @@ class Permission(StrEnum):
     MESSAGES_VIEW = "messages:view"  # patients' messages in and out, the sandbox outbox
     AUTOMATIONS_VIEW = "automations:view"  # automations, runs, failures (no PHI)
     AUTOMATIONS_MANAGE = "automations:manage"  # enable, disable, run now, dry run
+    SCHEDULE_DECIDE = "schedule:decide"  # accept or dismiss an overbooking suggestion
     ONCALL_VIEW = "oncall:view"
     ONCALL_EDIT = "oncall:edit"
     AUDIT_VIEW = "audit:view"
@@ -66,8 +67,8 @@ _CARE_TEAM = {
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.FRONT_DESK: frozenset(_CARE_TEAM | {Permission.MESSAGES_VIEW}),
-    Role.SCHEDULER: frozenset(_CARE_TEAM),
+    Role.FRONT_DESK: frozenset(_CARE_TEAM | {Permission.MESSAGES_VIEW, Permission.SCHEDULE_DECIDE}),
+    Role.SCHEDULER: frozenset(_CARE_TEAM | {Permission.SCHEDULE_DECIDE}),
     Role.NURSE: frozenset(_CARE_TEAM | {Permission.MESSAGES_VIEW, Permission.ONCALL_EDIT}),
     Role.PHYSICIAN: frozenset(_CARE_TEAM | {Permission.MESSAGES_VIEW, Permission.ONCALL_EDIT}),
     Role.BILLING: frozenset(_CARE_TEAM),

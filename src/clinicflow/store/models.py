@@ -5,6 +5,7 @@ from clinicflow.store import (  # noqa: F401  (imported for their tables)
     engine,
     messaging,
     noshow,
+    overbooking,
     replica,
     staff,
     waitlist,

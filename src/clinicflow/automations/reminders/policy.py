@@ -135,9 +135,7 @@ def plan(
         planned.append(Planned(visit.appointment_id, closest, now, catch_up=True))
     held = [_respect_quiet_hours(p, visit, policy.quiet, patient_zone) for p in planned]
     kept = [
-        _past_closures(p, visit, policy, practice_zone, patient_zone)
-        for p in held
-        if p is not None
+        _past_closures(p, visit, policy, practice_zone, patient_zone) for p in held if p is not None
     ]
     return sorted((p for p in kept if p is not None), key=lambda p: p.send_at)
 

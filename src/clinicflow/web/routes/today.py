@@ -6,8 +6,8 @@ from datetime import date
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from clinicflow.boards import (
@@ -17,6 +17,8 @@ from clinicflow.boards import (
     expected_noshows,
     today_board,
 )
+from clinicflow.boards.overbooking import decide, decisions_on, suggestions
+from clinicflow.security.audit import record_access
 from clinicflow.security.permissions import Permission
 from clinicflow.store.generations import generation_of
 from clinicflow.web.audit_views import audit_view
@@ -64,6 +66,7 @@ def today_page(
             board = _build_board(state, session, shown_day, zone, filters)
             state.board_cache.put(key, board)
     with state.db.transaction() as session:
+        offered = suggestions(board.rows, decisions_on(session, shown_day))
         audit_view(
             session,
             staff,
@@ -72,7 +75,60 @@ def today_page(
             patients=[r.patient_id for r in board.rows],
             path=request.url.path,
         )
-    return render(request, "staff/today.html", title="Today", staff=staff, board_html=board.html)
+    return render(
+        request,
+        "staff/today.html",
+        title="Today",
+        staff=staff,
+        board_html=board.html,
+        suggestions=offered,
+        day=shown_day,
+        may_decide=staff.may(Permission.SCHEDULE_DECIDE),
+    )
+
+
+@router.post("/today/overbooking", response_model=None)
+def decide_overbooking(
+    state: State,
+    staff: Annotated[Staff, Depends(require(Permission.SCHEDULE_DECIDE))],
+    practitioner: Annotated[str, Form(max_length=64)],
+    day: Annotated[str, Form(max_length=10)],
+    decision: Annotated[str, Form(pattern="^(accepted|dismissed)$")],
+) -> Response:
+    """Accept or dismiss a provider's overbooking suggestion for a day (kept and audited)."""
+    zone = ZoneInfo(state.settings.timezone)
+    shown_day = parse_day(day, staff.seen_at.astimezone(zone).date())
+    cipher = cipher_of(state)
+    with state.db.transaction() as session:
+        rows = today_board(
+            session,
+            cipher,
+            day=shown_day,
+            zone=zone,
+            filters=TodayFilters(practitioner_id=practitioner),
+        )
+        found = [s for s in suggestions(rows, {}) if s.practitioner_id == practitioner]
+        if not found:
+            raise HTTPException(
+                409, "There is no overbooking suggestion for this provider on this day any more."
+            )
+        decide(
+            session,
+            suggestion=found[0],
+            day=shown_day,
+            decision=decision,
+            by=staff.user.username,
+            at=staff.seen_at,
+        )
+        record_access(
+            session,
+            staff.actor,
+            "write",
+            [f"Practitioner/{practitioner}"],
+            at=staff.seen_at,
+            detail={"overbooking": decision, "day": shown_day.isoformat(), "room": found[0].room},
+        )
+    return RedirectResponse(f"/today?day={shown_day.isoformat()}", status_code=303)
 
 
 def _build_board(

@@ -1,4 +1,4 @@
-"""waitlist freed slots, and how each offer went out
+"""waitlist freed slots, how each offer went out, overbooking decisions
 
 Revision ID: 0010
 Revises: 0009
@@ -52,6 +52,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("waitlist_slots", schema=None) as batch_op:
         batch_op.create_index("ix_waitlist_slots_state_next", ["state", "next_wave_at"])
+    op.create_table(
+        "overbook_decisions",
+        sa.Column("id", _ID, autoincrement=True, nullable=False),
+        sa.Column("practitioner_id", sa.String(length=64), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("decision", sa.String(length=16), nullable=False),
+        sa.Column("expected_noshows", sa.Float(), nullable=False),
+        sa.Column("room", sa.Integer(), nullable=False),
+        sa.Column("decided_by", sa.String(length=64), nullable=False),
+        _at("decided_at", nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_overbook_decisions")),
+        sa.UniqueConstraint(
+            "practitioner_id", "day", name=op.f("uq_overbook_decisions_practitioner_id_day")
+        ),
+    )
     with op.batch_alter_table("waitlist_offers", schema=None) as batch_op:
         batch_op.add_column(sa.Column("channel", sa.String(length=8), nullable=True))
         batch_op.add_column(sa.Column("contact_digest", sa.String(length=64), nullable=True))
@@ -68,3 +83,4 @@ def downgrade() -> None:
     with op.batch_alter_table("waitlist_slots", schema=None) as batch_op:
         batch_op.drop_index("ix_waitlist_slots_state_next")
     op.drop_table("waitlist_slots")
+    op.drop_table("overbook_decisions")
