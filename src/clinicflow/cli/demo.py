@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from clinicflow.cli.demo_backfill import cancel_one_visit
 from clinicflow.cli.runtime import Runtime
 from clinicflow.cli.serve import run_web
 from clinicflow.cli.sync import sync_with_progress
@@ -55,6 +56,9 @@ def demo(
         if isinstance(automation.trigger, Schedule):
             outcome = run_now(engine, automation.name, requested_by="demo")
             say(f"ran {automation.name}: {outcome.state}, units {outcome.units or '{}'}")
+    story = cancel_one_visit(rt, engine)
+    if story:
+        say(story)
     _print_demo_users(rt, _demo_users(rt))
     if not serve:
         return

@@ -13,7 +13,7 @@ touchpoints = [{ name = "sms-3d", channel = "sms", lead_hours = 72, asks_reply =
 [appointment_type.FOLLOWUP]
 touchpoints = [{ name = "sms-1d", channel = "sms", lead_hours = 24, asks_reply = true }]
 
-high_risk_at = 0.25                           # no-show risk from which a visit gets the extras
+high_risk_at = 0.30                           # no-show risk from which a visit gets the extras
 [[high_risk_touchpoint]]                      # replaces the default extra (an SMS a day before)
 name = "sms-1d-risk"; channel = "sms"; lead_hours = 24; asks_reply = true
 ```

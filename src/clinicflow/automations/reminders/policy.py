@@ -59,8 +59,8 @@ DEFAULT_TOUCHPOINTS: tuple[Touchpoint, ...] = (
 HIGH_RISK_TOUCHPOINTS: tuple[Touchpoint, ...] = (
     Touchpoint("sms-1d-risk", MessageChannel.SMS, timedelta(days=1), asks_reply=True),
 )
-# The no-show probability from which a visit gets them: the synthetic practice's top ~15%.
-HIGH_RISK_AT = 0.25
+# The no-show probability from which a visit gets them: the synthetic practice's top ~20%.
+HIGH_RISK_AT = 0.30
 
 
 @dataclass(frozen=True, slots=True)
