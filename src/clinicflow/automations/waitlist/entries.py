@@ -70,5 +70,6 @@ class WaitlistEntry:
     other_locations_ok: bool = True  # False: only `location_id` will do
     priority: int = UNSET_PRIORITY  # FHIR/iCal: 1 highest ... 9 lowest, 0 not set
     channel: MessageChannel = MessageChannel.SMS
+    contact_chosen: bool = False  # the entry itself says how to reach the patient (`channel`)
     last_contacted_at: datetime | None = None  # the last waitlist offer sent to this patient
     opted_out: bool = False  # no longer wants offers (replied STOP, or asked the front desk)

@@ -3,24 +3,69 @@
 What the Appointment says: the patient and the practitioner asked for (`participant`), the kind of
 care (`serviceType`, else `specialty`) and of visit (`appointmentType`), how long
 (`minutesDuration`), the dates the patient can come (`requestedPeriod`), `priority` and `created`
-(time on the list). What it cannot say (the channel, opt-out, the last offer sent) the shell adds
-from the patient's contact preferences and the offers table.
+(time on the list). FHIR has no element for the days and times a patient can come, nor for how
+they want to hear about an opening; clinicflow reads (and its waitlist page writes) two
+extensions for them, `AVAILABILITY_URL` ("mon 08:00-12:00", one per window) and `CONTACT_URL`
+(sms | email). The rest (opt-out, the last offer sent) the shell adds from consent and the offers
+table.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from clinicflow.automations.waitlist.entries import EntryId, PatientId, WaitlistEntry
+from clinicflow.automations.waitlist.entries import (
+    Availability,
+    EntryId,
+    PatientId,
+    WaitlistEntry,
+)
 from clinicflow.engine import MessageChannel
 from clinicflow.errors import InputError
 
-__all__ = ["entry_from_appointment", "with_contact"]
+__all__ = [
+    "AVAILABILITY_URL",
+    "CONTACT_URL",
+    "availability_text",
+    "entry_from_appointment",
+    "parse_availability",
+    "with_contact",
+]
 
 DEFAULT_MINUTES = 20  # the practice's usual slot, when the request does not say
+AVAILABILITY_URL = "https://clinicflow.org/fhir/StructureDefinition/waitlist-availability"
+CONTACT_URL = "https://clinicflow.org/fhir/StructureDefinition/waitlist-contact"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_availability(text: str) -> Availability:
+    """A window from "mon 08:00-12:00"; ValueError saying what is wrong."""
+    try:
+        day, hours = text.strip().lower().split()
+        starts, ends = (time.fromisoformat(part) for part in hours.split("-"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a window like 'mon 08:00-12:00'") from None
+    if day not in WEEKDAYS:
+        raise ValueError(f"{text!r}: the day must be one of {', '.join(WEEKDAYS)}")
+    if ends <= starts:
+        raise ValueError(f"{text!r}: the window must end after it starts")
+    return Availability(WEEKDAYS.index(day), starts, ends)
+
+
+def availability_text(window: Availability) -> str:
+    """The extension's text for a window: "mon 08:00-12:00"."""
+    return f"{WEEKDAYS[window.weekday]} {window.starts_local:%H:%M}-{window.ends_local:%H:%M}"
+
+
+def _extensions(resource: dict[str, Any], url: str) -> list[str]:
+    return [
+        str(e["valueString"] if "valueString" in e else e.get("valueCode"))
+        for e in resource.get("extension") or []
+        if isinstance(e, dict) and e.get("url") == url and ("valueString" in e or "valueCode" in e)
+    ]
 
 
 def _first_code(concepts: Any) -> str | None:
@@ -76,6 +121,7 @@ def entry_from_appointment(resource: dict[str, Any], *, zone: ZoneInfo) -> Waitl
             code="waitlist.no_created",
         )
     period = (resource.get("requestedPeriod") or [{}])[0] or {}
+    contact = _extensions(resource, CONTACT_URL)
     try:
         return WaitlistEntry(
             id=EntryId(str(resource["id"])),
@@ -89,6 +135,11 @@ def entry_from_appointment(resource: dict[str, Any], *, zone: ZoneInfo) -> Waitl
             latest_on=_local_date(period.get("end"), zone),
             listed_at=datetime.fromisoformat(str(created).replace("Z", "+00:00")),
             priority=int(resource.get("priority") or 0),
+            availability=tuple(
+                parse_availability(text) for text in _extensions(resource, AVAILABILITY_URL)
+            ),
+            channel=MessageChannel(contact[0]) if contact else MessageChannel.SMS,
+            contact_chosen=bool(contact),
         )
     except (ValueError, TypeError) as exc:
         raise InputError(
@@ -105,5 +156,11 @@ def with_contact(
     opted_out: bool,
     last_contacted_at: datetime | None,
 ) -> WaitlistEntry:
-    """The entry with what the shell knows of reaching the patient."""
-    return replace(entry, channel=channel, opted_out=opted_out, last_contacted_at=last_contacted_at)
+    """The entry with what the shell knows of reaching the patient (a channel the entry chose
+    itself stands)."""
+    return replace(
+        entry,
+        channel=entry.channel if entry.contact_chosen else channel,
+        opted_out=opted_out,
+        last_contacted_at=last_contacted_at,
+    )

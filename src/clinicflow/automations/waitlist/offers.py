@@ -116,20 +116,28 @@ def send_wave(ctx: RunContext, record: FreedSlotRecord) -> int:
     if freed_by is not None and freed_by.patient_id:
         skip.add(freed_by.patient_id)
     entries = [e for e in _candidates(ctx, slot) if e.patient_id not in skip]
-    reach = _reach(ctx, [e.patient_id for e in entries])
+    ways = _reach(ctx, [e.patient_id for e in entries])
     usable = [
         with_contact(
             e,
-            channel=reach[e.patient_id].channel,
+            channel=ways[e.patient_id][0].channel,
             opted_out=False,
             last_contacted_at=_last_offered(ctx, e.patient_id),
         )
         for e in entries
-        if e.patient_id in reach
+        if e.patient_id in ways
     ]
     chosen = _best_distinct(rank(usable, slot, now=ctx.now, policy=policy), ctx.settings)
     if not chosen:
         return 0
+    # The way the entry asked for, while it can be used; else the patient's preferred one.
+    reach = {
+        r.entry.patient_id: next(
+            (w for w in ways[r.entry.patient_id] if w.channel is r.entry.channel),
+            ways[r.entry.patient_id][0],
+        )
+        for r in chosen
+    }
     deadline = offer_deadline(slot, policy.min_lead)
     new = [
         NewOffer(
@@ -217,9 +225,9 @@ def _zone(name: str | None, fallback: ZoneInfo) -> ZoneInfo:
         return fallback
 
 
-def _reach(ctx: RunContext, patient_ids: Sequence[str]) -> dict[PatientId, Reach]:
-    """How to reach each patient who can be reached: their preferred channel, unless opted out
-    of it (then the other one); a patient with neither left out."""
+def _reach(ctx: RunContext, patient_ids: Sequence[str]) -> dict[PatientId, list[Reach]]:
+    """The ways to reach each patient who can be reached, preferred first (telecom rank),
+    opted-out channels left out; a patient with no way left out."""
     people = contacts(ctx.session, ctx.cipher, patient_ids)
     rows = {
         p.fhir_id: p
@@ -229,7 +237,7 @@ def _reach(ctx: RunContext, patient_ids: Sequence[str]) -> dict[PatientId, Reach
     mail = {pid: ctx.cipher.blind_index("email", c.email) for pid, c in people.items() if c.email}
     sms_out = opted_out_among(ctx.session, MessageChannel.SMS, sms.values())
     mail_out = opted_out_among(ctx.session, MessageChannel.EMAIL, mail.values())
-    found: dict[PatientId, Reach] = {}
+    found: dict[PatientId, list[Reach]] = {}
     for pid, person in people.items():
         options: list[tuple[MessageChannel, str, str]] = []
         if person.mobile and sms[pid] not in sms_out:
@@ -240,16 +248,18 @@ def _reach(ctx: RunContext, patient_ids: Sequence[str]) -> dict[PatientId, Reach
             continue
         if person.prefers == "email":
             options.sort(key=lambda o: o[0] is not MessageChannel.EMAIL)
-        channel, to, digest = options[0]
         row = rows.get(pid)
-        found[PatientId(pid)] = Reach(
-            channel,
-            to,
-            digest,
-            person.first_name,
-            (row.language if row else None) or "en",
-            _zone(row.time_zone if row else None, ctx.zone),
-        )
+        found[PatientId(pid)] = [
+            Reach(
+                channel,
+                to,
+                digest,
+                person.first_name,
+                (row.language if row else None) or "en",
+                _zone(row.time_zone if row else None, ctx.zone),
+            )
+            for channel, to, digest in options
+        ]
     return found
 
 
@@ -322,7 +332,9 @@ def _send_offer(
 
 def tell(ctx: RunContext, record: FreedSlotRecord, offer: WaitlistOffer, kind: str) -> bool:
     """Send one patient a slot-booked, slot-taken or slot-filled note; False if unreachable."""
-    reach = _reach(ctx, [offer.patient_id]).get(PatientId(offer.patient_id))
+    ways = _reach(ctx, [offer.patient_id]).get(PatientId(offer.patient_id), [])
+    # The way the offer went, while it can still be used; else the patient's preferred one.
+    reach = next((w for w in ways if w.channel.value == offer.channel), ways[0] if ways else None)
     if reach is None:
         return False
     view = _view(ctx, record, reach, unsubscribe_url=_unsubscribe(ctx, reach))
