@@ -563,3 +563,75 @@ def test_today_marks_a_visit_the_waitlist_backfilled(
     sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
     page = app_client.get(f"/today?day={DAY}").text
     assert page.count(">backfilled</span>") == 1
+
+
+def test_the_front_desk_puts_a_patient_on_the_waitlist_and_takes_them_off(
+    app_client: TestClient,
+    sqlite_db: Database,
+    settings: Settings,
+    clock: FakeClock,
+    practice: Path,
+) -> None:
+    with sqlite_db.transaction() as session:
+        patient_id = session.scalars(sa.select(Appointment.patient_id).limit(1)).one()
+        before = session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Appointment)
+            .where(Appointment.status == "waitlist")
+        )
+    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
+    page = app_client.get("/waitlist")
+    assert page.status_code == 200
+    assert page.text.count('class="entry"') == before
+    provider = re.search(r'<option value="(practitioner:[^"]+)"', page.text)
+    assert provider is not None
+    form = {
+        "csrf_token": csrf_of(page.text),
+        "patient": patient_id,
+        "wanted": provider.group(1),
+        "visit_type": "FOLLOWUP",
+        "earliest": "2026-11-24",
+        "latest": "2026-12-20",
+        "priority": "2",
+        "windows": "tue 08:00-12:00, thu 13:00-17:00",
+        "contact": "email",
+    }
+    bad = app_client.post("/waitlist", data={**form, "windows": "someday"})
+    assert bad.status_code == 422
+    assert "is not a window like" in bad.text
+    added = app_client.post("/waitlist", data=form)
+    assert added.status_code == 200  # back on the waitlist page
+    assert added.text.count('class="entry"') == before + 1
+    assert "tue 08:00-12:00, thu 13:00-17:00" in added.text
+    assert ">here</span>" in added.text
+    with sqlite_db.transaction() as session:
+        entry = session.scalars(
+            sa.select(Appointment).where(Appointment.fhir_id.like("wl-%"))
+        ).one()
+        assert (entry.status, entry.patient_id, entry.appointment_type) == (
+            "waitlist",
+            patient_id,
+            "FOLLOWUP",
+        )
+        assert entry.requested_end_on == date(2026, 12, 20)
+    removed = app_client.post(
+        f"/waitlist/{entry.fhir_id}/remove", data={"csrf_token": csrf_of(added.text)}
+    )
+    assert removed.text.count('class="entry"') == before
+    with sqlite_db.transaction() as session:
+        assert session.get_one(Appointment, entry.fhir_id).status == "cancelled"
+
+
+def test_a_nurse_sees_the_waitlist_but_may_not_change_it(
+    app_client: TestClient,
+    sqlite_db: Database,
+    settings: Settings,
+    clock: FakeClock,
+    practice: Path,
+) -> None:
+    sign_in(app_client, _person(sqlite_db, settings, clock, Role.NURSE), clock)
+    page = app_client.get("/waitlist")
+    assert page.status_code == 200
+    assert 'id="add-to-waitlist"' not in page.text
+    refused = app_client.post("/waitlist/x/remove", data={"csrf_token": csrf_of(page.text)})
+    assert refused.status_code == 403

@@ -31,6 +31,7 @@ from clinicflow.web.routes import (
     today,
     tokens,
     users,
+    waitlist,
 )
 from clinicflow.web.staff_ui import render
 from clinicflow.web.state import AppState
@@ -116,6 +117,7 @@ def create_app(
     app.include_router(home.router)
     app.include_router(today.router)
     app.include_router(patients.router)
+    app.include_router(waitlist.router)
     app.include_router(review.router)
     app.include_router(messages.router)
     app.include_router(oncall.router)

@@ -39,6 +39,7 @@ class NavItem:
 
 NAV = (
     NavItem("Today", "/today", Permission.TODAY_VIEW),
+    NavItem("Waitlist", "/waitlist", Permission.TODAY_VIEW),
     NavItem("Review queue", "/review", Permission.WORK_VIEW),
     NavItem("Messages", "/messages", Permission.MESSAGES_VIEW),
     NavItem("On-call", "/on-call", Permission.ONCALL_VIEW),
