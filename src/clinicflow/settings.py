@@ -52,6 +52,25 @@ class Settings(BaseSettings):
         description="Minutes one unit of work saves, overriding an automation's estimate; keys "
         "are 'automation.unit', e.g. {'appointment-reminders.confirmation_received': 3}",
     )
+    unit_minutes_notes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Where each overridden unit_minutes figure came from, by the same keys "
+        "(e.g. {'reminder-replies.confirmation_received': 'time study, desk, Oct 2026'})",
+    )
+    role_hourly_cost: dict[str, float] = Field(
+        default_factory=lambda: {
+            "front-desk": 24.0,
+            "scheduler": 26.0,
+            "billing": 30.0,
+            "nurse": 52.0,
+            "physician": 160.0,
+        },
+        description="Loaded hourly cost in dollars (wage and benefits) of the role that did an "
+        "automation's task before, by the automation's owner pool; others count as front-desk",
+    )
+    impact_discount_rate: float = Field(
+        0.08, description="Yearly discount rate for proposals' 5-year NPV"
+    )
     visit_values: dict[str, float] = Field(
         default_factory=lambda: {"ROUTINE": 150.0, "FOLLOWUP": 110.0, "CHECKUP": 180.0},
         description="What a visit of each v2-0276 type earns the practice, in dollars: the revenue "

@@ -25,6 +25,7 @@ from clinicflow.cli import (
     demo,
     ehr,
     engine,
+    impact,
     messages,
     noshow,
     phi,
@@ -62,6 +63,7 @@ app.add_typer(reminders.app, name="reminders")
 app.add_typer(messages.app, name="messages")
 app.add_typer(users.app, name="users")
 app.add_typer(noshow.app, name="noshow")
+app.add_typer(impact.app, name="impact")
 app.command("run")(engine.run)
 app.command("worker")(engine.worker)
 app.command("serve")(serve.serve)

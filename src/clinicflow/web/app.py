@@ -24,6 +24,7 @@ from clinicflow.web.routes import (
     api,
     audit,
     home,
+    impact,
     messages,
     oncall,
     patients,
@@ -125,6 +126,7 @@ def create_app(
     app.include_router(tokens.router)
     app.include_router(users.router)
     app.include_router(pages.router)
+    app.include_router(impact.router)
     app.include_router(api.router)
     app.include_router(jwks.router)
     app.include_router(patient_pages_router)

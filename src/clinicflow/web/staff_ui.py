@@ -44,6 +44,7 @@ NAV = (
     NavItem("Messages", "/messages", Permission.MESSAGES_VIEW),
     NavItem("On-call", "/on-call", Permission.ONCALL_VIEW),
     NavItem("Automations", "/automations", Permission.AUTOMATIONS_VIEW),
+    NavItem("Impact", "/impact", Permission.AUTOMATIONS_VIEW),
     NavItem("Audit", "/audit", Permission.AUDIT_VIEW),
     NavItem("Users", "/users", Permission.USERS_MANAGE),
     NavItem("Tokens", "/account/tokens", Permission.TOKENS_USE),

@@ -1,0 +1,136 @@
+"""The impact ledger as tables, CSV and a server-side SVG chart (pure: lines in, text out).
+
+The terminal report, the HTML report and the web app's Impact page all render these, so their
+totals are the same sums of the same lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from html import escape
+
+from clinicflow.impact.ledger import WeekLine, totals
+
+CSV_COLUMNS = (
+    "week_of",
+    "automation",
+    "runs",
+    "units",
+    "minutes_saved",
+    "hours_saved",
+    "role",
+    "hourly_cost",
+    "money_saved",
+    "slots_booked",
+    "revenue_recovered",
+    "run_ids",
+)
+# Colours that stay apart for the common kinds of colour blindness (Okabe-Ito).
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+
+
+def units_text(line: WeekLine) -> str:
+    """ "confirmation_received 12 x 3 min (automation estimate); ..." """
+    return "; ".join(
+        f"{u.unit} {u.count} x {u.minutes_each:g} min ({u.source})" for u in line.units
+    )
+
+
+def csv_text(lines: Sequence[WeekLine]) -> str:
+    """Every line as CSV, with the runs behind it (ids space-separated)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for line in lines:
+        writer.writerow(
+            [
+                line.week_of.isoformat(),
+                line.automation,
+                len(line.run_ids),
+                units_text(line),
+                f"{line.minutes:.1f}",
+                f"{line.hours:.2f}",
+                line.role,
+                f"{line.hourly_cost:.2f}",
+                f"{line.money_cents / 100:.2f}",
+                line.slots_booked,
+                f"{line.revenue_cents / 100:.2f}",
+                " ".join(str(i) for i in line.run_ids),
+            ]
+        )
+    return out.getvalue()
+
+
+def hours_chart_svg(lines: Sequence[WeekLine], *, width: int = 720, height: int = 260) -> str:
+    """Hours saved per week, one bar per automation in each week (an SVG element)."""
+    weeks = sorted({line.week_of for line in lines})
+    names = sorted({line.automation for line in lines if line.hours > 0})
+    if not weeks or not names:
+        return '<svg class="chart" role="img" aria-label="No hours saved yet"></svg>'
+    hours = {(line.week_of, line.automation): line.hours for line in lines}
+    top = max(hours.values()) or 1.0
+    left, bottom, legend = 48, 28, 18 * len(names) + 8
+    plot_w, plot_h = width - left - 8, height - bottom - legend - 8
+    group = plot_w / len(weeks)
+    bar = max(2.0, group * 0.8 / len(names))
+    parts = [
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" aria-label="Staff hours saved per week">',
+        f'<line x1="{left}" y1="{8 + plot_h}" x2="{width - 8}" y2="{8 + plot_h}" stroke="#444"/>',
+        f'<text x="4" y="14" font-size="11">{top:.1f} h</text>',
+        f'<text x="4" y="{8 + plot_h}" font-size="11">0 h</text>',
+    ]
+    for w, week in enumerate(weeks):
+        x0 = left + w * group + group * 0.1
+        for n, name in enumerate(names):
+            value = hours.get((week, name), 0.0)
+            h = plot_h * value / top
+            parts.append(
+                f'<rect class="bar" x="{x0 + n * bar:.1f}" y="{8 + plot_h - h:.1f}" '
+                f'width="{bar - 1:.1f}" height="{h:.1f}" fill="{PALETTE[n % len(PALETTE)]}">'
+                f"<title>{escape(name)}, week of {week}: {value:.1f} h</title></rect>"
+            )
+        parts.append(f'<text x="{x0:.1f}" y="{8 + plot_h + 16}" font-size="11">{week:%d %b}</text>')
+    for n, name in enumerate(names):
+        y = height - legend + 18 * n + 4
+        parts.append(
+            f'<rect x="{left}" y="{y}" width="12" height="12" '
+            f'fill="{PALETTE[n % len(PALETTE)]}"/>'
+            f'<text x="{left + 18}" y="{y + 11}" font-size="12">{escape(name)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def html_report(lines: Sequence[WeekLine], *, title: str, weeks: int) -> str:
+    """A self-contained HTML report for a board meeting (no script, no outside resource)."""
+    sums = totals(lines)
+    rows = "".join(
+        "<tr>"
+        f"<td>{line.week_of}</td><td>{escape(line.automation)}</td><td>{len(line.run_ids)}</td>"
+        f"<td>{escape(units_text(line))}</td><td>{line.hours:.1f}</td>"
+        f"<td>${line.money_cents / 100:,.2f}</td><td>${line.revenue_cents / 100:,.2f}</td>"
+        "</tr>"
+        for line in lines
+    )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{escape(title)}</title>"
+        "<style>body{font-family:Arial,sans-serif;max-width:60em;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;"
+        "padding:.3em;text-align:left;font-size:.9em}</style></head><body>"
+        f"<h1>{escape(title)}</h1>"
+        f"<p>The last {weeks} week(s): <strong>{sums.hours:.1f} staff hours</strong> saved, "
+        f"worth <strong>${sums.money_cents / 100:,.2f}</strong>, and "
+        f"<strong>${sums.revenue_cents / 100:,.2f}</strong> of visits recovered, "
+        f"from {sums.runs} automation runs.</p>"
+        f"{hours_chart_svg(lines)}"
+        "<table><thead><tr><th>Week of</th><th>Automation</th><th>Runs</th><th>Units</th>"
+        "<th>Hours</th><th>Money</th><th>Revenue</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+        "<p>Minutes per unit are each automation's estimate unless the practice set its own "
+        "(the source is named with each unit); money is minutes x the loaded hourly cost of "
+        "the role that did the task before.</p></body></html>"
+    )
