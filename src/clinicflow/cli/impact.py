@@ -12,7 +12,8 @@ from rich.table import Table
 from clinicflow.cli.runtime import Runtime
 from clinicflow.engine import EXTRA_AUTOMATIONS_ENV, Registry
 from clinicflow.impact.ledger import totals, weekly_lines
-from clinicflow.impact.report import csv_text, html_report, units_text
+from clinicflow.impact.proposals import portfolio
+from clinicflow.impact.report import csv_text, html_report, portfolio_rows, units_text
 
 app = typer.Typer(help="The impact ledger: what each automation saved.", no_args_is_help=True)
 
@@ -37,6 +38,7 @@ def report(
     registry = Registry.load(extra=os.environ.get(EXTRA_AUTOMATIONS_ENV))
     with rt.db.transaction() as session:
         lines = weekly_lines(session, registry, rt.settings, weeks=weeks, now=rt.clock.now())
+        proposals = portfolio_rows(portfolio(session, registry, rt.settings, now=rt.clock.now()))
     sums = totals(lines)
     if csv_path is not None:
         csv_path.write_text(csv_text(lines), encoding="utf-8")
@@ -70,6 +72,7 @@ def report(
                     }
                     for line in lines
                 ],
+                "portfolio": proposals,
             }
         )
         return
@@ -92,3 +95,20 @@ def report(
         f"${sums.revenue_cents / 100:,.2f} of visits recovered; {sums.runs} runs",
         highlight=False,
     )
+    if proposals:
+        board = Table(title="Portfolio")
+        for column in ("#", "process", "owner", "state", "estimate/yr", "actual", "ratio", "flag"):
+            board.add_column(column)
+        for row in proposals:
+            ratio = row["ratio"]
+            board.add_row(
+                str(row["id"]),
+                str(row["process"]),
+                str(row["owner"]),
+                str(row["state"]),
+                f"${row['savings_per_year_estimated']:,.0f}",
+                f"${row['actual_to_date']:,.2f}",
+                f"{ratio:.0%}" if isinstance(ratio, float) else "",
+                "behind estimate" if row["flagged"] else "",
+            )
+        rt.console.print(board)

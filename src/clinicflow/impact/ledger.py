@@ -92,12 +92,19 @@ def weekly_lines(
     *,
     weeks: int,
     now: datetime,
+    dry_run: bool = False,
+    since: datetime | None = None,
 ) -> list[WeekLine]:
-    """Measured savings of the last `weeks` weeks (this one included), by automation and week."""
+    """Measured savings of the last `weeks` weeks (this one included), by automation and week.
+
+    `dry_run`: the rehearsals' units instead (what a trial measured; no revenue: nothing was
+    booked); `since`: only runs finishing from then on.
+    """
     if weeks < 1:
         raise ValueError("weeks must be at least 1")
     zone = ZoneInfo(settings.timezone)
-    first, since = _bounds(weeks, now, zone)
+    first, start = _bounds(weeks, now, zone)
+    since = max(start, since) if since is not None else start
     runs = session.execute(
         select(
             AutomationRun.id,
@@ -107,7 +114,7 @@ def weekly_lines(
         )
         .where(
             AutomationRun.state == RunState.SUCCEEDED.value,
-            AutomationRun.dry_run.is_(False),
+            AutomationRun.dry_run.is_(dry_run),
             AutomationRun.finished_at >= since,
             AutomationRun.finished_at <= now,
         )
@@ -123,13 +130,19 @@ def weekly_lines(
         for unit, n in (units or {}).items():
             counted[key][unit] += int(n)
     lines = {key: _line(key, ids[key], counted[key], registry, settings) for key in ids}
-    for closed_at, value in session.execute(
-        select(FreedSlotRecord.closed_at, FreedSlotRecord.value_cents).where(
-            FreedSlotRecord.state == "booked",
-            FreedSlotRecord.closed_at >= since,
-            FreedSlotRecord.closed_at <= now,
-        )
-    ):
+    booked: list[tuple[datetime | None, int]] = []
+    if not dry_run:
+        booked = [
+            (closed_at, value)
+            for closed_at, value in session.execute(
+                select(FreedSlotRecord.closed_at, FreedSlotRecord.value_cents).where(
+                    FreedSlotRecord.state == "booked",
+                    FreedSlotRecord.closed_at >= since,
+                    FreedSlotRecord.closed_at <= now,
+                )
+            )
+        ]
+    for closed_at, value in booked:
         if closed_at is None:
             continue
         key = (BACKFILL, week_of(closed_at, zone))

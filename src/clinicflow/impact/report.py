@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from html import escape
 
 from clinicflow.impact.ledger import WeekLine, totals
+from clinicflow.impact.proposals import Standing
 
 CSV_COLUMNS = (
     "week_of",
@@ -134,3 +135,58 @@ def html_report(lines: Sequence[WeekLine], *, title: str, weeks: int) -> str:
         "(the source is named with each unit); money is minutes x the loaded hourly cost of "
         "the role that did the task before.</p></body></html>"
     )
+
+
+PORTFOLIO_COLUMNS = (
+    "id",
+    "process",
+    "department",
+    "owner",
+    "state",
+    "automation",
+    "hours_per_year_estimated",
+    "savings_per_year_estimated",
+    "payback_months",
+    "npv_5y",
+    "estimate_to_date",
+    "actual_to_date",
+    "ratio",
+    "flagged",
+    "trial_per_week",
+)
+
+
+def portfolio_rows(standings: Sequence[Standing]) -> list[dict[str, object]]:
+    """One plain row per proposal (CSV, JSON and the tables use these)."""
+    return [
+        {
+            "id": s.proposal.id,
+            "process": s.proposal.process,
+            "department": s.proposal.department,
+            "owner": s.proposal.owner,
+            "state": s.proposal.state,
+            "automation": s.proposal.automation or "",
+            "hours_per_year_estimated": round(s.estimate.hours_per_year, 1),
+            "savings_per_year_estimated": round(s.estimate.savings_per_year, 2),
+            "payback_months": (
+                round(s.estimate.payback_months, 1) if s.estimate.payback_months else None
+            ),
+            "npv_5y": round(s.estimate.npv, 2),
+            "estimate_to_date": round(s.estimate_to_date, 2),
+            "actual_to_date": round(s.actual_total, 2),
+            "ratio": round(s.ratio, 2) if s.ratio is not None else None,
+            "flagged": s.flagged,
+            "trial_per_week": round(s.trial_per_week, 2) if s.trial_per_week is not None else None,
+        }
+        for s in standings
+    ]
+
+
+def portfolio_csv(standings: Sequence[Standing]) -> str:
+    """The portfolio as CSV."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=PORTFOLIO_COLUMNS)
+    writer.writeheader()
+    for row in portfolio_rows(standings):
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return out.getvalue()

@@ -42,6 +42,8 @@ class Permission(StrEnum):
     SCHEDULE_DECIDE = "schedule:decide"  # accept or dismiss an overbooking suggestion
     ONCALL_VIEW = "oncall:view"
     ONCALL_EDIT = "oncall:edit"
+    PROPOSALS_FILE = "proposals:file"  # propose a process to automate, start a trial
+    PROPOSALS_DECIDE = "proposals:decide"  # approve, reject, ask for changes, go live, retire
     AUDIT_VIEW = "audit:view"
     USERS_MANAGE = "users:manage"
     TOKENS_USE = "tokens:use"  # create personal access tokens for scripts
@@ -78,9 +80,17 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.AUTOMATIONS_VIEW,
             Permission.AUTOMATIONS_MANAGE,
             Permission.TOKENS_USE,
+            Permission.PROPOSALS_FILE,
         }
     ),
-    Role.LEADERSHIP: frozenset({Permission.ACCOUNT, Permission.AUTOMATIONS_VIEW}),
+    Role.LEADERSHIP: frozenset(
+        {
+            Permission.ACCOUNT,
+            Permission.AUTOMATIONS_VIEW,
+            Permission.PROPOSALS_FILE,
+            Permission.PROPOSALS_DECIDE,
+        }
+    ),
     Role.COMPLIANCE: frozenset({Permission.ACCOUNT, Permission.AUDIT_VIEW}),
     Role.ADMIN: frozenset(
         {

@@ -6,6 +6,7 @@ from clinicflow.store import (  # noqa: F401  (imported for their tables)
     messaging,
     noshow,
     overbooking,
+    proposals,
     replica,
     staff,
     waitlist,
