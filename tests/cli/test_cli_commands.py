@@ -27,6 +27,7 @@ SUMMARY_KEYS = {
     "ehr_sync",
     "jobs",
     "reminders",
+    "waitlist",
 }
 
 
@@ -77,6 +78,7 @@ def test_status_json_prints_plain_json_with_the_summary_on_stdout(install: Insta
     assert isinstance(summary["events"]["pending"], int)
     assert isinstance(summary["work_items"]["open"], int)
     assert summary["resources"]["Patient"] == 13
+    assert summary["waitlist"]["freed"] == 0  # no visit cancelled since the sync
 
 
 def test_audit_verify_finds_the_log_intact_after_a_sync(install: Install) -> None:
