@@ -169,6 +169,9 @@ def test_two_weeks_of_reminders_and_backfill_add_up_the_same_on_the_page_the_cli
         assert shown.group(1) == f"{sums.hours:.1f}"
         assert f"${sums.revenue_cents / 100:,.2f}" in page.text
         assert page.text.count('class="bar"') >= 2
+        assert 'id="impact-trends"' in page.text
+        confirmed = re.findall(r"(\d+)% <span class=\"sub\">(\d+) of (\d+)</span>", page.text)
+        assert any(int(n) > 0 for _, n, _ in confirmed)  # patients confirmed by text
         exported = web.get("/impact.csv?weeks=2")
         assert exported.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(exported.text)))

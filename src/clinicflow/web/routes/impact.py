@@ -8,6 +8,7 @@ export carries the same lines with the ids of the runs behind each.
 from __future__ import annotations
 
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -31,6 +32,7 @@ from clinicflow.impact.report import (
     portfolio_rows,
     units_text,
 )
+from clinicflow.impact.trends import WeekRate, confirmation_trend, noshow_rates
 from clinicflow.security.audit import record_access
 from clinicflow.security.permissions import Permission
 from clinicflow.web.auth import Staff, require
@@ -50,6 +52,16 @@ Decider = Annotated[Staff, Depends(require(Permission.PROPOSALS_DECIDE))]
 def _portfolio(state: AppState) -> list[Standing]:
     with state.db.read() as session:
         return portfolio(session, state.registry, state.settings, now=state.clock.now())
+
+
+def _trends(state: AppState, weeks: int) -> dict[str, list[WeekRate]]:
+    zone = ZoneInfo(state.settings.timezone)
+    now = state.clock.now()
+    with state.db.read() as session:
+        return {
+            "No-show rate": noshow_rates(session, zone=zone, now=now, weeks=weeks),
+            "Confirmation rate": confirmation_trend(session, zone=zone, now=now, weeks=weeks),
+        }
 
 
 def _lines(state: AppState, weeks: int) -> list[WeekLine]:
@@ -75,6 +87,7 @@ def impact_page(request: Request, state: State, staff: Viewer, weeks: Weeks = 8)
         units_text=units_text,
         settings_costs=sorted(state.settings.role_hourly_cost.items()),
         portfolio=portfolio_rows(_portfolio(state)),
+        trends=_trends(state, weeks),
         roles=sorted(state.settings.role_hourly_cost),
         automations=[a.name for a in state.registry.automations()],
         may_file=staff.may(Permission.PROPOSALS_FILE),

@@ -1,0 +1,88 @@
+"""Weekly trends the Impact page shows beside the savings: no-show and confirmation rates.
+
+From the replica (counts only): of the visits that started in a practice-local week and have an
+outcome, the share marked `noshow`; of the visits of a week that got a reminder asking for a
+reply, the share the patient confirmed. Both read what the EHR and our replies recorded, so a
+practice sees whether its no-shows fell while its automations ran.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from clinicflow.engine.states import EffectState
+from clinicflow.impact.ledger import week_of
+from clinicflow.store.engine import Effect
+from clinicflow.store.messaging import ReminderClaim
+from clinicflow.store.replica import Appointment
+
+SEEN = ("fulfilled", "arrived", "checked-in")
+
+
+@dataclass(frozen=True, slots=True)
+class WeekRate:
+    """A share in one week: how many of how many."""
+
+    week_of: date
+    count: int
+    of: int
+
+    @property
+    def rate(self) -> float | None:
+        """count / of, or None for an empty week."""
+        return self.count / self.of if self.of else None
+
+
+def _weeks(weeks: int, now: datetime, zone: ZoneInfo) -> tuple[list[date], datetime]:
+    this = week_of(now, zone)
+    mondays = [this - timedelta(weeks=n) for n in reversed(range(weeks))]
+    return mondays, datetime.combine(mondays[0], time(0, 0), tzinfo=zone)
+
+
+def noshow_rates(session: Session, *, zone: ZoneInfo, now: datetime, weeks: int) -> list[WeekRate]:
+    """Per week: visits marked no-show, of those with an outcome (seen or no-show)."""
+    mondays, since = _weeks(weeks, now, zone)
+    counts: dict[date, list[int]] = defaultdict(lambda: [0, 0])
+    for start, status in session.execute(
+        select(Appointment.start_at, Appointment.status).where(
+            Appointment.start_at >= since,
+            Appointment.start_at <= now,
+            Appointment.status.in_((*SEEN, "noshow")),
+        )
+    ):
+        if start is not None:
+            tally = counts[week_of(start, zone)]
+            tally[0] += status == "noshow"
+            tally[1] += 1
+    return [WeekRate(m, counts[m][0], counts[m][1]) for m in mondays]
+
+
+def confirmation_trend(
+    session: Session, *, zone: ZoneInfo, now: datetime, weeks: int
+) -> list[WeekRate]:
+    """Per week: reminded visits (a reminder asking a reply went out) the patient confirmed."""
+    mondays, since = _weeks(weeks, now, zone)
+    counts: dict[date, list[int]] = defaultdict(lambda: [0, 0])
+    rows = session.execute(
+        select(Appointment.fhir_id, Appointment.start_at, Appointment.patient_status)
+        .join(ReminderClaim, ReminderClaim.appointment_id == Appointment.fhir_id)
+        .join(Effect, Effect.key == ReminderClaim.effect_key)
+        .where(
+            ReminderClaim.asks_reply.is_(True),
+            Effect.state == EffectState.DONE,
+            Appointment.start_at >= since,
+        )
+        .distinct()
+    )
+    for _, start, patient_status in rows:
+        if start is not None:
+            tally = counts[week_of(start, zone)]
+            tally[0] += patient_status == "accepted"
+            tally[1] += 1
+    return [WeekRate(m, counts[m][0], counts[m][1]) for m in mondays]

@@ -1,0 +1,47 @@
+"""Weekly no-show rates from the replica, counted by hand beside them."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from clinicflow.clock import FakeClock
+from clinicflow.ehr import sync_folder
+from clinicflow.impact.ledger import week_of
+from clinicflow.impact.trends import noshow_rates
+from clinicflow.security.phi import PhiCipher
+from clinicflow.store import Database
+from clinicflow.store.replica import Appointment
+from clinicflow.synth import write_practice
+
+ZONE = ZoneInfo("America/New_York")
+
+
+def test_the_noshow_rate_of_each_week_is_its_noshows_over_its_visits_with_an_outcome(
+    sqlite_db: Database, cipher: PhiCipher, clock: FakeClock, tmp_path: Path
+) -> None:
+    write_practice(
+        tmp_path, seed=4, patients=150, anchor_on=date(2026, 11, 23), timezone="America/New_York"
+    )
+    sync_folder(sqlite_db, cipher, clock, tmp_path)
+    now = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
+    with sqlite_db.transaction() as session:
+        rates = noshow_rates(session, zone=ZONE, now=now, weeks=6)
+        rows = session.execute(select(Appointment.start_at, Appointment.status)).all()
+    assert [r.week_of for r in rates] == sorted(r.week_of for r in rates)
+    assert len(rates) == 6
+    for rate in rates:
+        mine = [
+            status
+            for start, status in rows
+            if start is not None
+            and start <= now
+            and week_of(start, ZONE) == rate.week_of
+            and status in ("fulfilled", "arrived", "checked-in", "noshow")
+        ]
+        assert (rate.count, rate.of) == (mine.count("noshow"), len(mine))
+    assert sum(r.of for r in rates) > 0
+    assert any(r.count for r in rates)  # the synthetic practice misses some visits
