@@ -1,4 +1,4 @@
-"""Two simulated weeks of a small synthetic practice, then the impact ledger three ways.
+"""Ten simulated days (two ledger weeks) of a small synthetic practice, then the ledger three ways.
 
 Reminders go out every morning on a moved clock; each day a patient confirms by text and, every
 third day, one cancels, so waitlist offers go out and the first "Y" books the slot. The Impact
@@ -47,7 +47,7 @@ from clinicflow.synth import write_practice
 from clinicflow.web import create_app
 
 START = datetime(2026, 11, 16, 15, 0, tzinfo=UTC)  # Monday 10:00 in New York
-DAYS = 14
+DAYS = 10  # Monday 16 to Wednesday 25 November: two weeks of the ledger
 
 
 def _settle(rt: EngineRuntime, clock: FakeClock) -> None:
@@ -91,7 +91,7 @@ def test_two_weeks_of_reminders_and_backfill_add_up_the_same_on_the_page_the_cli
     cipher = PhiCipher(keyring_from_settings(settings, create=False))
     folder = tmp_path / "practice"
     write_practice(
-        folder, seed=11, patients=300, anchor_on=date(2026, 11, 16), timezone="America/New_York"
+        folder, seed=11, patients=100, anchor_on=date(2026, 11, 16), timezone="America/New_York"
     )
     sync_folder(sqlite_db, cipher, clock, folder)
     registry = Registry([REMINDERS, REPLIES, BACKFILL, WAVES])
