@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         description="Loaded hourly cost in dollars (wage and benefits) of the role that did an "
         "automation's task before, by the automation's owner pool; others count as front-desk",
     )
+    noshow_baseline_rate: float = Field(
+        0.18,
+        description="The practice's no-show rate before automation: no-shows below it count as "
+        "avoided on the Impact page (at a routine visit's value)",
+    )
     impact_discount_rate: float = Field(
         0.08, description="Yearly discount rate for proposals' 5-year NPV"
     )

@@ -172,6 +172,10 @@ def test_two_weeks_of_reminders_and_backfill_add_up_the_same_on_the_page_the_cli
         assert 'id="impact-trends"' in page.text
         confirmed = re.findall(r"(\d+)% <span class=\"sub\">(\d+) of (\d+)</span>", page.text)
         assert any(int(n) > 0 for _, n, _ in confirmed)  # patients confirmed by text
+        assert 'id="noshows-avoided"' in page.text
+        trends = web.get("/impact/trends.csv?weeks=2").text.splitlines()
+        assert trends[0] == "week_of,rate,count,of,share"
+        assert len(trends) == 1 + 2 * 2  # two rates, two weeks
         exported = web.get("/impact.csv?weeks=2")
         assert exported.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(exported.text)))

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from clinicflow.clock import FakeClock
 from clinicflow.ehr import sync_folder
 from clinicflow.impact.ledger import week_of
-from clinicflow.impact.trends import noshow_rates
+from clinicflow.impact.trends import WeekRate, noshow_rates, noshows_avoided
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store import Database
 from clinicflow.store.replica import Appointment
@@ -45,3 +45,14 @@ def test_the_noshow_rate_of_each_week_is_its_noshows_over_its_visits_with_an_out
         assert (rate.count, rate.of) == (mine.count("noshow"), len(mine))
     assert sum(r.of for r in rates) > 0
     assert any(r.count for r in rates)  # the synthetic practice misses some visits
+
+
+def test_noshows_avoided_are_the_baseline_share_less_the_noshows_at_a_visits_value() -> None:
+    weeks = [
+        WeekRate(date(2026, 11, 2), count=10, of=100),  # 18 expected at 18%: 8 avoided
+        WeekRate(date(2026, 11, 9), count=25, of=100),  # worse than the baseline: none
+        WeekRate(date(2026, 11, 16), count=0, of=0),
+    ]
+    found = noshows_avoided(weeks, baseline=0.18, visit_value_cents=15000)
+    assert [round(a.avoided, 6) for a in found] == [8.0, 0.0, 0.0]
+    assert [a.revenue_cents for a in found] == [120000, 0, 0]

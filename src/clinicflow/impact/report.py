@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 
 from clinicflow.impact.ledger import WeekLine, totals
 from clinicflow.impact.proposals import Standing
+from clinicflow.impact.trends import WeekRate
 
 CSV_COLUMNS = (
     "week_of",
@@ -66,22 +67,58 @@ def csv_text(lines: Sequence[WeekLine]) -> str:
 
 def hours_chart_svg(lines: Sequence[WeekLine], *, width: int = 720, height: int = 260) -> str:
     """Hours saved per week, one bar per automation in each week (an SVG element)."""
+    return bar_chart_svg(
+        lines,
+        lambda line: line.hours,
+        unit="h",
+        what="Staff hours saved",
+        width=width,
+        height=height,
+    )
+
+
+def money_chart_svg(lines: Sequence[WeekLine], *, width: int = 720, height: int = 260) -> str:
+    """Money saved per week (staff time at its cost), one bar per automation in each week."""
+    return bar_chart_svg(
+        lines,
+        lambda line: line.money_cents / 100,
+        unit="$",
+        what="Money saved",
+        width=width,
+        height=height,
+    )
+
+
+def bar_chart_svg(
+    lines: Sequence[WeekLine],
+    value_of: Callable[[WeekLine], float],
+    *,
+    unit: str,
+    what: str,
+    width: int = 720,
+    height: int = 260,
+) -> str:
+    """`value_of` each line per week, one bar per automation in each week (an SVG element)."""
     weeks = sorted({line.week_of for line in lines})
-    names = sorted({line.automation for line in lines if line.hours > 0})
+    names = sorted({line.automation for line in lines if value_of(line) > 0})
     if not weeks or not names:
-        return '<svg class="chart" role="img" aria-label="No hours saved yet"></svg>'
-    hours = {(line.week_of, line.automation): line.hours for line in lines}
+        return f'<svg class="chart" role="img" aria-label="{escape(what)}: none yet"></svg>'
+    hours = {(line.week_of, line.automation): value_of(line) for line in lines}
     top = max(hours.values()) or 1.0
+
+    def label(value: float) -> str:
+        return f"${value:,.0f}" if unit == "$" else f"{value:.1f} {unit}"
+
     left, bottom, legend = 48, 28, 18 * len(names) + 8
     plot_w, plot_h = width - left - 8, height - bottom - legend - 8
     group = plot_w / len(weeks)
     bar = max(2.0, group * 0.8 / len(names))
     parts = [
         f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" aria-label="Staff hours saved per week">',
+        f'width="{width}" height="{height}" aria-label="{escape(what)} per week">',
         f'<line x1="{left}" y1="{8 + plot_h}" x2="{width - 8}" y2="{8 + plot_h}" stroke="#444"/>',
-        f'<text x="4" y="14" font-size="11">{top:.1f} h</text>',
-        f'<text x="4" y="{8 + plot_h}" font-size="11">0 h</text>',
+        f'<text x="4" y="14" font-size="11">{label(top)}</text>',
+        f'<text x="4" y="{8 + plot_h}" font-size="11">{label(0)}</text>',
     ]
     for w, week in enumerate(weeks):
         x0 = left + w * group + group * 0.1
@@ -91,7 +128,7 @@ def hours_chart_svg(lines: Sequence[WeekLine], *, width: int = 720, height: int 
             parts.append(
                 f'<rect class="bar" x="{x0 + n * bar:.1f}" y="{8 + plot_h - h:.1f}" '
                 f'width="{bar - 1:.1f}" height="{h:.1f}" fill="{PALETTE[n % len(PALETTE)]}">'
-                f"<title>{escape(name)}, week of {week}: {value:.1f} h</title></rect>"
+                f"<title>{escape(name)}, week of {week}: {label(value)}</title></rect>"
             )
         parts.append(f'<text x="{x0:.1f}" y="{8 + plot_h + 16}" font-size="11">{week:%d %b}</text>')
     for n, name in enumerate(names):
@@ -189,4 +226,16 @@ def portfolio_csv(standings: Sequence[Standing]) -> str:
     writer.writeheader()
     for row in portfolio_rows(standings):
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return out.getvalue()
+
+
+def trends_csv(trends: Mapping[str, Sequence[WeekRate]]) -> str:
+    """The weekly rates as CSV: one row per week and rate."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(("week_of", "rate", "count", "of", "share"))
+    for name, rates in trends.items():
+        for r in rates:
+            share = f"{r.rate:.4f}" if r.rate is not None else ""
+            writer.writerow((r.week_of.isoformat(), name, r.count, r.of, share))
     return out.getvalue()

@@ -86,3 +86,37 @@ def confirmation_trend(
             tally[0] += patient_status == "accepted"
             tally[1] += 1
     return [WeekRate(m, counts[m][0], counts[m][1]) for m in mondays]
+
+
+@dataclass(frozen=True, slots=True)
+class Avoided:
+    """The no-shows a week was spared against the baseline rate, and what those visits earn."""
+
+    week_of: date
+    visits: int
+    expected: float  # at the baseline rate
+    actual: int
+    revenue_cents: int
+
+    @property
+    def avoided(self) -> float:
+        """Expected less actual, never below zero."""
+        return max(0.0, self.expected - self.actual)
+
+
+def noshows_avoided(
+    rates: list[WeekRate], *, baseline: float, visit_value_cents: int
+) -> list[Avoided]:
+    """Per week: visits x baseline rate, less the no-shows there were, at a visit's value (pure).
+
+    Not attributed to one automation: reminders, the extra reminder for high-risk visits and the
+    calls noshow-risk asks for all push the same rate down.
+    """
+    found = []
+    for rate in rates:
+        expected = rate.of * baseline
+        avoided = max(0.0, expected - rate.count)
+        found.append(
+            Avoided(rate.week_of, rate.of, expected, rate.count, round(avoided * visit_value_cents))
+        )
+    return found

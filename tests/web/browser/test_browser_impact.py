@@ -48,8 +48,12 @@ def test_leadership_sees_hours_saved_as_a_chart_and_downloads_the_lines_as_csv(
 
     page.get_by_role("navigation").get_by_role("link", name="Impact").click()
     expect(page.get_by_role("heading", name="Staff hours saved per week")).to_be_visible()
-    bars = page.locator("svg.chart rect.bar")
+    hours, money = page.locator("svg.chart").nth(0), page.locator("svg.chart").nth(1)
+    expect(hours).to_have_attribute("aria-label", "Staff hours saved per week")
+    expect(money).to_have_attribute("aria-label", "Money saved per week")
+    bars = hours.locator("rect.bar")
     expect(bars).to_have_count(3)
+    expect(money.locator("rect.bar")).to_have_count(3)
     box = bars.first.bounding_box()
     assert box is not None
     assert box["height"] > 0  # drawn, not an empty element

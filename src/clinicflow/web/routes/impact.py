@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from clinicflow.automations.waitlist.freed import visit_value_cents
 from clinicflow.engine import set_switch
 from clinicflow.errors import InputError
 from clinicflow.impact.ledger import WeekLine, totals, weekly_lines
@@ -28,11 +29,19 @@ from clinicflow.impact.proposals import (
 from clinicflow.impact.report import (
     csv_text,
     hours_chart_svg,
+    money_chart_svg,
     portfolio_csv,
     portfolio_rows,
+    trends_csv,
     units_text,
 )
-from clinicflow.impact.trends import WeekRate, confirmation_trend, noshow_rates
+from clinicflow.impact.trends import (
+    Avoided,
+    WeekRate,
+    confirmation_trend,
+    noshow_rates,
+    noshows_avoided,
+)
 from clinicflow.security.audit import record_access
 from clinicflow.security.permissions import Permission
 from clinicflow.web.auth import Staff, require
@@ -64,6 +73,14 @@ def _trends(state: AppState, weeks: int) -> dict[str, list[WeekRate]]:
         }
 
 
+def _avoided(state: AppState, trends: dict[str, list[WeekRate]]) -> list[Avoided]:
+    return noshows_avoided(
+        trends["No-show rate"],
+        baseline=state.settings.noshow_baseline_rate,
+        visit_value_cents=visit_value_cents(None, state.settings.visit_values),
+    )
+
+
 def _lines(state: AppState, weeks: int) -> list[WeekLine]:
     with state.db.read() as session:
         return weekly_lines(
@@ -75,6 +92,8 @@ def _lines(state: AppState, weeks: int) -> list[WeekLine]:
 def impact_page(request: Request, state: State, staff: Viewer, weeks: Weeks = 8) -> HTMLResponse:
     """The chart, the totals and every line, for the last `weeks` weeks."""
     lines = _lines(state, weeks)
+    trends = _trends(state, weeks)
+    avoided = _avoided(state, trends)
     return render(
         request,
         "staff/impact.html",
@@ -87,7 +106,11 @@ def impact_page(request: Request, state: State, staff: Viewer, weeks: Weeks = 8)
         units_text=units_text,
         settings_costs=sorted(state.settings.role_hourly_cost.items()),
         portfolio=portfolio_rows(_portfolio(state)),
-        trends=_trends(state, weeks),
+        trends=trends,
+        avoided=avoided,
+        avoided_cents=sum(a.revenue_cents for a in avoided),
+        baseline=state.settings.noshow_baseline_rate,
+        money_chart=money_chart_svg(lines),
         roles=sorted(state.settings.role_hourly_cost),
         automations=[a.name for a in state.registry.automations()],
         may_file=staff.may(Permission.PROPOSALS_FILE),
@@ -236,3 +259,13 @@ def trial_a_proposal(
             detail={"proposal": "trial", "automation": automation, "weeks": weeks},
         )
     return RedirectResponse("/impact#portfolio", status_code=303)
+
+
+@router.get("/impact/trends.csv", dependencies=[Depends(require(Permission.AUTOMATIONS_VIEW))])
+def trends_export(state: State, weeks: Weeks = 8) -> Response:
+    """The weekly no-show and confirmation rates as CSV."""
+    return Response(
+        trends_csv(_trends(state, weeks)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="trends-{weeks}-weeks.csv"'},
+    )
