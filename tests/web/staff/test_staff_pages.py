@@ -2,67 +2,25 @@
 
 from __future__ import annotations
 
-import html
 import json
 import re
-from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from tests.web.staff_support import Person, add_person, csrf_of, sign_in, staff_settings
+from tests.web.staff_practice import DAY, page_text, person
+from tests.web.staff_support import csrf_of, sign_in
 
 from clinicflow.clock import FakeClock
 from clinicflow.ehr import sync_folder
 from clinicflow.engine import Priority, open_work_item
 from clinicflow.security.permissions import Role
-from clinicflow.security.phi import PhiCipher, keyring_from_settings
+from clinicflow.security.phi import PhiCipher
 from clinicflow.settings import Settings
 from clinicflow.store import Database
 from clinicflow.store.engine import WorkItem, WorkItemNote
-from clinicflow.store.generations import bump_generations
-from clinicflow.store.noshow import NoShowScore
-from clinicflow.store.overbooking import OverbookDecision
 from clinicflow.store.replica import Appointment
-from clinicflow.store.waitlist import FreedSlotRecord
-from clinicflow.synth import write_practice
-from clinicflow.web import create_app
-
-DAY = date(2026, 11, 23)
-
-
-def _text(page: str) -> str:
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return staff_settings(tmp_path)
-
-
-@pytest.fixture
-def cipher(settings: Settings) -> PhiCipher:
-    return PhiCipher(keyring_from_settings(settings, create=False))
-
-
-@pytest.fixture
-def practice(sqlite_db: Database, cipher: PhiCipher, clock: FakeClock, tmp_path: Path) -> Path:
-    folder = tmp_path / "practice"
-    write_practice(folder, seed=5, patients=80, anchor_on=DAY, timezone="America/New_York")
-    sync_folder(sqlite_db, cipher, clock, folder)
-    return folder
-
-
-@pytest.fixture
-def app_client(sqlite_db: Database, clock: FakeClock, settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, db=sqlite_db, clock=clock)) as client:
-        yield client
-
-
-def _person(db: Database, settings: Settings, clock: FakeClock, role: Role) -> Person:
-    return add_person(db, settings, clock, role.value.replace("-", ""), role)
 
 
 def test_today_lists_the_days_visits_by_provider_with_confirmation(
@@ -72,7 +30,7 @@ def test_today_lists_the_days_visits_by_provider_with_confirmation(
     clock: FakeClock,
     practice: Path,
 ) -> None:
-    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
+    sign_in(app_client, person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
     page = app_client.get(f"/today?day={DAY}")
     assert page.status_code == 200
     start = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
@@ -91,7 +49,7 @@ def test_today_lists_the_days_visits_by_provider_with_confirmation(
     rows = re.findall(r'<tr class="visit status-', page.text)
     assert expected
     assert len(rows) == expected
-    assert f"{expected} visit" in _text(page.text)
+    assert f"{expected} visit" in page_text(page.text)
     assert "Dr." in page.text or "MD" in page.text  # providers by name, not id
     confirmed = app_client.get(f"/today?day={DAY}&confirmation=confirmed")
     assert all(
@@ -111,7 +69,7 @@ def test_a_patient_link_on_today_opens_the_patient_with_visits(
     clock: FakeClock,
     practice: Path,
 ) -> None:
-    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
+    sign_in(app_client, person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
     link = re.search(
         r'href="(/patients/[^"]+)">([^<]+)</a>', app_client.get(f"/today?day={DAY}").text
     )
@@ -154,7 +112,7 @@ def test_front_desk_claims_notes_and_resolves_a_work_item(
     cipher: PhiCipher,
 ) -> None:
     item = _work_item(sqlite_db, cipher, clock, "call-1")
-    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
+    sign_in(app_client, person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
     queue = app_client.get("/review")
     assert f'href="/review/{item}"' in queue.text
     page = app_client.get(f"/review/{item}")
@@ -183,7 +141,7 @@ def test_a_work_item_handed_to_billing_leaves_the_front_desk_queue(
     cipher: PhiCipher,
 ) -> None:
     item = _work_item(sqlite_db, cipher, clock, "copay")
-    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
+    sign_in(app_client, person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
     token = csrf_of(app_client.get(f"/review/{item}").text)
     app_client.post(f"/review/{item}/hand-over", data={"csrf_token": token, "pool": "billing"})
     assert f'href="/review/{item}"' not in app_client.get("/review").text
@@ -201,7 +159,7 @@ def test_urgent_items_come_first_with_an_alarm_on_every_page(
 ) -> None:
     routine = _work_item(sqlite_db, cipher, clock, "routine")
     urgent = _work_item(sqlite_db, cipher, clock, "chest-pain", Priority.URGENT, pool="nurses")
-    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
+    sign_in(app_client, person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
     queue = app_client.get("/review?pool=all").text
     assert queue.index(f'href="/review/{urgent}"') < queue.index(f'href="/review/{routine}"')
     for path in ("/today", "/review", "/on-call"):
@@ -214,7 +172,7 @@ def test_the_on_call_rota_takes_shifts_and_says_who_is_on_now(
     settings: Settings,
     clock: FakeClock,
 ) -> None:
-    nurse = _person(sqlite_db, settings, clock, Role.NURSE)
+    nurse = person(sqlite_db, settings, clock, Role.NURSE)
     sign_in(app_client, nurse, clock)
     page = app_client.get("/on-call")
     assert "Nobody is on call right now" in page.text
@@ -230,7 +188,7 @@ def test_the_on_call_rota_takes_shifts_and_says_who_is_on_now(
         },
     )
     assert added.status_code == 200
-    assert "On call now: Nurse" in _text(added.text)
+    assert "On call now: Nurse" in page_text(added.text)
     wrong = app_client.post(
         "/on-call",
         data={
@@ -250,7 +208,7 @@ def test_front_desk_sees_the_rota_but_cannot_change_it(
     settings: Settings,
     clock: FakeClock,
 ) -> None:
-    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
+    sign_in(app_client, person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
     page = app_client.get("/on-call")
     assert page.status_code == 200
     assert 'action="/on-call"' not in page.text
@@ -273,8 +231,8 @@ def test_compliance_finds_who_looked_at_a_patient(
     clock: FakeClock,
     practice: Path,
 ) -> None:
-    desk = _person(sqlite_db, settings, clock, Role.FRONT_DESK)
-    officer = _person(sqlite_db, settings, clock, Role.COMPLIANCE)
+    desk = person(sqlite_db, settings, clock, Role.FRONT_DESK)
+    officer = person(sqlite_db, settings, clock, Role.COMPLIANCE)
     sign_in(app_client, desk, clock)
     link = re.search(r'href="/patients/([^"]+)"', app_client.get(f"/today?day={DAY}").text)
     assert link
@@ -283,7 +241,7 @@ def test_compliance_finds_who_looked_at_a_patient(
     sign_in(app_client, officer, clock)
     found = app_client.get(f"/audit?patient={link.group(1)}&user=frontdesk")
     rows = re.findall(r"<tr><td>\d+</td>.*?</tr>", found.text, flags=re.DOTALL)
-    views = [_text(r) for r in rows]
+    views = [page_text(r) for r in rows]
     assert any(" on patient " in v for v in views)
     assert any(" on today " in v for v in views)
     assert all("frontdesk" in v for v in views)
@@ -296,7 +254,7 @@ def test_the_messages_page_shows_the_outbox(
     settings: Settings,
     clock: FakeClock,
 ) -> None:
-    sign_in(app_client, _person(sqlite_db, settings, clock, Role.NURSE), clock)
+    sign_in(app_client, person(sqlite_db, settings, clock, Role.NURSE), clock)
     page = app_client.get("/messages")
     assert page.status_code == 200
     assert "The outbox is empty." in page.text
@@ -309,7 +267,7 @@ def test_an_engineer_switches_an_automation_to_dry_run_and_queues_a_run(
     settings: Settings,
     clock: FakeClock,
 ) -> None:
-    sign_in(app_client, _person(sqlite_db, settings, clock, Role.AUTOMATION_ENGINEER), clock)
+    sign_in(app_client, person(sqlite_db, settings, clock, Role.AUTOMATION_ENGINEER), clock)
     page = app_client.get("/automations")
     token = csrf_of(page.text)
     switched = app_client.post(
@@ -344,7 +302,7 @@ def test_the_board_shows_a_change_to_the_replica_at_the_next_view(
     cipher: PhiCipher,
     tmp_path: Path,
 ) -> None:
-    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
+    sign_in(app_client, person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
     before = app_client.get(f"/today?day={DAY}").text
     assert app_client.get(f"/today?day={DAY}").text == before  # served again, unchanged
     shown = re.findall(r'<tr class="visit status-booked', before)
@@ -369,8 +327,8 @@ def test_an_admin_adds_a_person_who_then_enrols_mfa_and_disables_a_leaver(
     settings: Settings,
     clock: FakeClock,
 ) -> None:
-    admin = _person(sqlite_db, settings, clock, Role.ADMIN)
-    leaver = _person(sqlite_db, settings, clock, Role.BILLING)
+    admin = person(sqlite_db, settings, clock, Role.ADMIN)
+    leaver = person(sqlite_db, settings, clock, Role.BILLING)
     sign_in(app_client, admin, clock)
     page = app_client.get("/users")
     token = csrf_of(page.text)
@@ -422,216 +380,3 @@ def test_an_admin_adds_a_person_who_then_enrols_mfa_and_disables_a_leaver(
             follow_redirects=False,
         )
         assert first.headers["location"].startswith("/mfa/enrol")
-
-
-def test_today_shows_each_scored_visits_risk_and_the_sessions_expected_no_shows(
-    app_client: TestClient,
-    sqlite_db: Database,
-    settings: Settings,
-    clock: FakeClock,
-    practice: Path,
-) -> None:
-    mine = _score_one_provider(sqlite_db, clock, 0.5)
-    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
-    page = app_client.get(f"/today?day={DAY}").text
-    assert "No-show risk" in page
-    assert page.count('class="risk-high">50%</span>') == len(mine)
-    assert "2 missed visits before" in page
-    expected = 0.5 * len(mine)
-    assert f"Expected no-shows: about {expected:.1f}" in _text(page)
-    if expected >= 1:
-        assert f"room to overbook {int(expected)} visit" in page
-
-
-def _score_one_provider(sqlite_db: Database, clock: FakeClock, probability: float) -> list[str]:
-    """Score every booked visit of the first provider on DAY; the scored visits' ids."""
-    start = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
-    with sqlite_db.transaction() as session:
-        visits = list(
-            session.scalars(
-                sa.select(Appointment).where(
-                    Appointment.start_at >= start,
-                    Appointment.start_at < start + timedelta(days=1),
-                    Appointment.status == "booked",
-                )
-            )
-        )
-        provider = visits[0].practitioner_id
-        mine = [v for v in visits if v.practitioner_id == provider]
-        for visit in mine:
-            session.add(
-                NoShowScore(
-                    appointment_id=visit.fhir_id,
-                    probability=probability,
-                    reasons=["2 missed visits before"],
-                    model_trained_at=clock.now(),
-                    scored_at=clock.now(),
-                )
-            )
-        bump_generations(session, ["NoShowScore"])
-    return [v.fhir_id for v in mine]
-
-
-def _provider_of(sqlite_db: Database, appointment_id: str) -> str:
-    with sqlite_db.transaction() as session:
-        provider = session.get_one(Appointment, appointment_id).practitioner_id
-    assert provider is not None
-    return provider
-
-
-def test_a_scheduler_accepts_or_dismisses_a_providers_overbooking_suggestion(
-    app_client: TestClient,
-    sqlite_db: Database,
-    settings: Settings,
-    clock: FakeClock,
-    practice: Path,
-) -> None:
-    provider = _provider_of(sqlite_db, _score_one_provider(sqlite_db, clock, 0.9)[0])
-    sign_in(app_client, _person(sqlite_db, settings, clock, Role.SCHEDULER), clock)
-    page = app_client.get(f"/today?day={DAY}")
-    assert 'id="overbooking"' in page.text
-    token = csrf_of(page.text)
-    form = {"csrf_token": token, "practitioner": provider, "day": DAY}
-    accepted = app_client.post("/today/overbooking", data={**form, "decision": "accepted"})
-    assert accepted.status_code == 200  # followed the redirect back to the board
-    assert "Accepted by" in accepted.text
-    assert ": book up to" in accepted.text
-    dismissed = app_client.post("/today/overbooking", data={**form, "decision": "dismissed"})
-    assert "Dismissed by" in dismissed.text
-    with sqlite_db.transaction() as session:
-        (decision,) = session.scalars(sa.select(OverbookDecision))
-        assert (decision.practitioner_id, decision.decision) == (provider, "dismissed")
-        assert decision.room >= 1
-    nobody = app_client.post(
-        "/today/overbooking", data={**form, "practitioner": "nobody", "decision": "accepted"}
-    )
-    assert nobody.status_code == 409
-
-
-def test_only_people_who_schedule_may_decide_on_overbooking(
-    app_client: TestClient,
-    sqlite_db: Database,
-    settings: Settings,
-    clock: FakeClock,
-    practice: Path,
-) -> None:
-    provider = _provider_of(sqlite_db, _score_one_provider(sqlite_db, clock, 0.9)[0])
-    sign_in(app_client, _person(sqlite_db, settings, clock, Role.NURSE), clock)
-    page = app_client.get(f"/today?day={DAY}")
-    assert 'id="overbooking"' in page.text
-    assert 'action="/today/overbooking"' not in page.text
-    form = {"csrf_token": csrf_of(page.text), "practitioner": provider, "day": DAY}
-    refused = app_client.post("/today/overbooking", data={**form, "decision": "accepted"})
-    assert refused.status_code == 403
-
-
-def test_today_marks_a_visit_the_waitlist_backfilled(
-    app_client: TestClient,
-    sqlite_db: Database,
-    settings: Settings,
-    clock: FakeClock,
-    practice: Path,
-) -> None:
-    start = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
-    with sqlite_db.transaction() as session:
-        visit = session.scalars(
-            sa.select(Appointment).where(
-                Appointment.start_at >= start,
-                Appointment.start_at < start + timedelta(days=1),
-                Appointment.status == "booked",
-            )
-        ).first()
-        assert visit is not None
-        assert visit.start_at is not None
-        session.add(
-            FreedSlotRecord(
-                slot_key=f"Practitioner/{visit.practitioner_id}@{visit.start_at}#gone",
-                freed_by="gone",
-                practitioner_id=visit.practitioner_id or "",
-                location_id=visit.location_id or "",
-                specialty="any",
-                start_at=visit.start_at,
-                minutes=visit.minutes or 20,
-                freed_at=clock.now(),
-                state="booked",
-                waves_sent=1,
-                booked_entry_id=visit.fhir_id,
-                value_cents=15000,
-            )
-        )
-        bump_generations(session, ["Appointment"])
-    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
-    page = app_client.get(f"/today?day={DAY}").text
-    assert page.count(">backfilled</span>") == 1
-
-
-def test_the_front_desk_puts_a_patient_on_the_waitlist_and_takes_them_off(
-    app_client: TestClient,
-    sqlite_db: Database,
-    settings: Settings,
-    clock: FakeClock,
-    practice: Path,
-) -> None:
-    with sqlite_db.transaction() as session:
-        patient_id = session.scalars(sa.select(Appointment.patient_id).limit(1)).one()
-        before = session.scalar(
-            sa.select(sa.func.count())
-            .select_from(Appointment)
-            .where(Appointment.status == "waitlist")
-        )
-    sign_in(app_client, _person(sqlite_db, settings, clock, Role.FRONT_DESK), clock)
-    page = app_client.get("/waitlist")
-    assert page.status_code == 200
-    assert page.text.count('class="entry"') == before
-    provider = re.search(r'<option value="(practitioner:[^"]+)"', page.text)
-    assert provider is not None
-    form = {
-        "csrf_token": csrf_of(page.text),
-        "patient": patient_id,
-        "wanted": provider.group(1),
-        "visit_type": "FOLLOWUP",
-        "earliest": "2026-11-24",
-        "latest": "2026-12-20",
-        "priority": "2",
-        "windows": "tue 08:00-12:00, thu 13:00-17:00",
-        "contact": "email",
-    }
-    bad = app_client.post("/waitlist", data={**form, "windows": "someday"})
-    assert bad.status_code == 422
-    assert "is not a window like" in bad.text
-    added = app_client.post("/waitlist", data=form)
-    assert added.status_code == 200  # back on the waitlist page
-    assert added.text.count('class="entry"') == before + 1
-    assert "tue 08:00-12:00, thu 13:00-17:00" in added.text
-    assert ">here</span>" in added.text
-    with sqlite_db.transaction() as session:
-        entry = session.scalars(
-            sa.select(Appointment).where(Appointment.fhir_id.like("wl-%"))
-        ).one()
-        assert (entry.status, entry.patient_id, entry.appointment_type) == (
-            "waitlist",
-            patient_id,
-            "FOLLOWUP",
-        )
-        assert entry.requested_end_on == date(2026, 12, 20)
-    removed = app_client.post(
-        f"/waitlist/{entry.fhir_id}/remove", data={"csrf_token": csrf_of(added.text)}
-    )
-    assert removed.text.count('class="entry"') == before
-    with sqlite_db.transaction() as session:
-        assert session.get_one(Appointment, entry.fhir_id).status == "cancelled"
-
-
-def test_a_nurse_sees_the_waitlist_but_may_not_change_it(
-    app_client: TestClient,
-    sqlite_db: Database,
-    settings: Settings,
-    clock: FakeClock,
-    practice: Path,
-) -> None:
-    sign_in(app_client, _person(sqlite_db, settings, clock, Role.NURSE), clock)
-    page = app_client.get("/waitlist")
-    assert page.status_code == 200
-    assert 'id="add-to-waitlist"' not in page.text
-    refused = app_client.post("/waitlist/x/remove", data={"csrf_token": csrf_of(page.text)})
-    assert refused.status_code == 403
