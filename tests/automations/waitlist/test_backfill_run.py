@@ -340,3 +340,28 @@ def test_the_backfill_stats_count_freed_offered_booked_and_the_revenue(
         "median_fill_min": 6.0,
         "revenue_recovered": 150.0,
     }
+
+
+def test_a_booking_the_ehr_refuses_becomes_an_urgent_work_item(practice: Practice) -> None:
+    _with_waitlist(practice, waiting_patients=1)
+    _cancel_by_text(practice)
+    gone = waiting("e1", "w1", priority=1, listed_days_ago=29) | {
+        "status": "cancelled",
+        "meta": {"lastUpdated": practice.clock.now().isoformat()},
+    }
+    practice.sync(gone)  # the front desk took the patient off the list in the EHR meanwhile
+    practice.settle()
+    _text(practice, "Y", "SM-late", phone(101))
+    run_now(practice.rt, "waitlist-waves", requested_by="test")
+    with practice.rt.db.transaction() as session:
+        assert session.get_one(Appointment, "e1").status == "cancelled"
+        items = list_open(
+            session, practice.cipher, reader="test", now=practice.clock.now(), pool="front-desk"
+        )
+    (item,) = [i for i in items if "does not show the booking" in i.description]
+    assert item.priority == "urgent"
+    again = run_now(practice.rt, "waitlist-waves", requested_by="test")
+    assert again.units.get("booking_refused", 0) == 0  # seen again, asked once
+    with practice.rt.db.transaction() as session:
+        items = list_open(session, practice.cipher, reader="test", now=practice.clock.now())
+    assert len([i for i in items if "does not show the booking" in i.description]) == 1

@@ -6,7 +6,9 @@
   to the patient, tells the others and voids offers not yet sent.
 - `waitlist-waves` runs every five minutes: the next wave for each open slot whose wave is due,
   until the slot is booked, comes within the lead time, or the waves run out; then a work item
-  asks the front desk to fill the slot by phone.
+  asks the front desk to fill the slot by phone. It also finds bookings the EHR refused (the
+  entry was no longer on the waitlist): the patient was told the slot was theirs, so an urgent
+  work item asks the front desk to book it by hand or call them.
 
 The claim itself is settled where the patient answers (`claims.claim_offer`, a unique booking
 row per slot), so two claims at the same instant book exactly one patient.
@@ -84,6 +86,50 @@ def run_waves(ctx: RunContext) -> None:
     )
     for record in due:
         _advance(ctx, record)
+    _check_bookings(ctx)
+
+
+# A booking the EHR has not shown within this long after its write-back finished was refused.
+BOOKING_CHECK_WINDOW = timedelta(days=2)
+
+
+def _check_bookings(ctx: RunContext) -> None:
+    """A work item for each booked slot whose write-back finished but whose entry is still not
+    booked (the EHR refused it, or it failed): the patient was told the slot is theirs."""
+    recent = ctx.session.scalars(
+        select(FreedSlotRecord).where(
+            FreedSlotRecord.state == BOOKED,
+            FreedSlotRecord.closed_at >= ctx.now - BOOKING_CHECK_WINDOW,
+        )
+    )
+    for record in recent:
+        if record.booked_entry_id is None:
+            continue
+        ref = f"Appointment/{record.booked_entry_id}"
+        effect = ctx.session.scalar(select(Effect).where(Effect.key == _booking_key(ref, record)))
+        if effect is None or effect.state not in (EffectState.DONE, EffectState.FAILED):
+            continue
+        entry = ctx.session.get(Appointment, record.booked_entry_id)
+        if entry is not None and entry.status == "booked" and entry.start_at == record.start_at:
+            continue
+        asked = ctx.effects.open_work_item(
+            key=work_item_key(NAME, "booking-refused", slot_focus(record)),
+            description=(
+                f"A waitlist patient took the {local_text(record.start_at, ctx.settings.timezone)} "
+                "slot and was told it is theirs, but the EHR does not show the booking "
+                f"(write-back {effect.state}). Book it by hand or call the patient."
+            ),
+            pool=FRONT_DESK,
+            priority=Priority.URGENT,
+            due_at=record.start_at,
+            focus=ref,
+        )
+        if asked.created:  # looked at again on later runs, asked once
+            ctx.count("booking_refused")
+
+
+def _booking_key(ref: str, record: FreedSlotRecord) -> str:
+    return ehr_write_key(NAME, ref, f"book@{record.start_at.isoformat()}")
 
 
 def _open_freed_slot(ctx: RunContext, event: EventInfo) -> None:
@@ -270,7 +316,7 @@ def _book(ctx: RunContext, record: FreedSlotRecord, offer: WaitlistOffer) -> Non
     )
     ctx.effects.record(
         EHR_WRITE_BACK,
-        key=ehr_write_key(NAME, ref, f"book@{record.start_at.isoformat()}"),
+        key=_booking_key(ref, record),
         payload=change.to_payload(),
         summary=f"book {ref} into a freed slot",
         focus=ref,
@@ -294,6 +340,7 @@ UNITS = (
     # Filling a slot by hand: a few calls down the waitlist at ~3 minutes each, plus booking.
     Unit("slot_filled", minutes_saved=15.0),
     Unit("slot_unfilled", minutes_saved=0.0),
+    Unit("booking_refused", minutes_saved=0.0),
 )
 
 AUTOMATION = Automation(
