@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class Clock(Protocol):
@@ -64,6 +65,13 @@ def parse_instant(text: str) -> datetime:
 
 def local_text(instant: datetime, zone: str) -> str:
     """An instant as the practice reads it, in its own zone: 'Mon 23 Nov 09:00'."""
-    from zoneinfo import ZoneInfo
-
     return instant.astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M")
+
+
+def zone_or(name: str | None, fallback: ZoneInfo) -> ZoneInfo:
+    """The IANA zone `name` (a patient's, from the replica), or `fallback` when it is missing or
+    not a zone this machine knows."""
+    try:
+        return ZoneInfo(name) if name else fallback
+    except (ZoneInfoNotFoundError, ValueError):
+        return fallback

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from clinicflow.channels import list_outbox
+from clinicflow.channels.inbound import store_inbound
 from clinicflow.channels.sandbox import OutboxMessage
 from clinicflow.clock import FakeClock
 from clinicflow.ehr import sync_folder
@@ -139,6 +140,21 @@ class Practice:
         for run_id in runs:
             enqueuer.enqueue_run(run_id)
         return len(runs)
+
+    def receive_text(self, body: str, sid: str, sender: str) -> None:
+        """A text from `sender`, stored as the Twilio webhook stores it, and what it causes."""
+        with self.rt.db.transaction() as session:
+            store_inbound(
+                session,
+                self.cipher,
+                provider_id=sid,
+                channel="sms",
+                sender=sender,
+                contact_digest=self.cipher.blind_index("phone", sender),
+                body=body,
+                received_at=self.clock.now(),
+            )
+        self.settle()
 
     def settle(self, rounds: int = 6) -> None:
         """Handle events until none are left: the events runs raise are handled too."""

@@ -17,7 +17,6 @@ from tests.automations.reminder_practice import Practice, build_practice, patien
 from clinicflow.automations.reminders.marks import look_again
 from clinicflow.automations.reminders.stats import confirmation_rates
 from clinicflow.channels.consent import ConsentSource, record_consent
-from clinicflow.channels.inbound import store_inbound
 from clinicflow.channels.pause import set_messages_paused
 from clinicflow.clock import FakeClock
 from clinicflow.engine import (
@@ -51,18 +50,7 @@ def _effects(practice: Practice, state: EffectState) -> int:
 
 
 def _reply(practice: Practice, body: str, sid: str, sender: str = MOBILE) -> None:
-    with practice.rt.db.transaction() as session:
-        store_inbound(
-            session,
-            practice.cipher,
-            provider_id=sid,
-            channel="sms",
-            sender=sender,
-            contact_digest=practice.cipher.blind_index("phone", sender),
-            body=body,
-            received_at=practice.clock.now(),
-        )
-    practice.handle_events()
+    practice.receive_text(body, sid, sender)
 
 
 def test_a_visit_in_two_days_gets_one_text_naming_time_doctor_and_place_never_the_reason(

@@ -61,6 +61,18 @@ def _settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path, timezone="America/New_York")
 
 
+def _engine(
+    db: Database, settings: Settings, clock: FakeClock, registry: Registry
+) -> EngineRuntime:
+    return EngineRuntime.build(
+        db=db,
+        settings=settings,
+        clock=clock,
+        cipher=PhiCipher(Keyring.generate()),
+        registry=registry,
+    )
+
+
 def test_flag_needs_four_full_weeks_each_under_half_the_estimate() -> None:
     assert not flag([10.0] * (FLAG_WEEKS - 1), 100.0)
     assert flag([49.0] * FLAG_WEEKS, 100.0)
@@ -123,13 +135,7 @@ def test_a_live_proposal_is_measured_against_its_estimate_and_flagged_when_it_fa
     settings = _settings(tmp_path)
     registry = Registry([LETTERS])
     clock = FakeClock(MONDAY)
-    rt = EngineRuntime.build(
-        db=sqlite_db,
-        settings=settings,
-        clock=clock,
-        cipher=PhiCipher(Keyring.generate()),
-        registry=registry,
-    )
+    rt = _engine(sqlite_db, settings, clock, registry)
     with sqlite_db.transaction() as session:
         proposal = file_proposal(session, PROPOSAL, by="pat", now=MONDAY)
         decide(
@@ -164,13 +170,7 @@ def test_a_trial_measures_the_dry_runs_volume_apart_from_live_savings(
     settings = _settings(tmp_path)
     registry = Registry([LETTERS])
     clock = FakeClock(MONDAY)
-    rt = EngineRuntime.build(
-        db=sqlite_db,
-        settings=settings,
-        clock=clock,
-        cipher=PhiCipher(Keyring.generate()),
-        registry=registry,
-    )
+    rt = _engine(sqlite_db, settings, clock, registry)
     with sqlite_db.transaction() as session:
         proposal = file_proposal(session, PROPOSAL, by="pat", now=MONDAY)
         start_trial(

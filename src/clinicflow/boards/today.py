@@ -86,7 +86,8 @@ def _day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     return start, datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=zone)
 
 
-def _patient_names(session: Session, cipher: PhiCipher, ids: set[str]) -> dict[str, str]:
+def patient_names(session: Session, cipher: PhiCipher, ids: set[str]) -> dict[str, str]:
+    """Patients' display names by id, decrypted (the caller audits what it shows)."""
     if not ids:
         return {}
     rows = session.execute(
@@ -155,7 +156,7 @@ def today_board(
     providers = practitioner_names(
         session, cipher, {v.practitioner_id for v in visits if v.practitioner_id}
     )
-    patients = _patient_names(session, cipher, {v.patient_id for v in visits if v.patient_id})
+    patients = patient_names(session, cipher, {v.patient_id for v in visits if v.patient_id})
     sent = _reminders_sent(session, [v.fhir_id for v in visits])
     risks = _risks(session, [v.fhir_id for v in visits])
     backfilled = _backfilled(session, [v.fhir_id for v in visits])

@@ -22,7 +22,6 @@ from tests.automations.reminder_practice import Practice, Resource, build_practi
 from clinicflow.automations.waitlist.automation import AUTOMATION, WAVES
 from clinicflow.automations.waitlist.stats import backfill_stats
 from clinicflow.channels.consent import ConsentSource, record_consent
-from clinicflow.channels.inbound import store_inbound
 from clinicflow.clock import FakeClock
 from clinicflow.engine import MessageChannel, list_open, run_now
 from clinicflow.settings import Settings
@@ -80,21 +79,6 @@ def phone(n: int) -> str:
     return f"+1555123{n:04d}"
 
 
-def _text(practice: Practice, body: str, sid: str, sender: str) -> None:
-    with practice.rt.db.transaction() as session:
-        store_inbound(
-            session,
-            practice.cipher,
-            provider_id=sid,
-            channel="sms",
-            sender=sender,
-            contact_digest=practice.cipher.blind_index("phone", sender),
-            body=body,
-            received_at=practice.clock.now(),
-        )
-    practice.settle()
-
-
 def _with_waitlist(practice: Practice, waiting_patients: int = 5) -> None:
     """Maria's visit in two days, and patients w1..wN waiting (w1 most urgent)."""
     resources = [patient("p1", "Maria", mobile=MOBILE), booked_visit("a1", "p1", IN_TWO_DAYS)]
@@ -112,7 +96,7 @@ def _offers_sent(practice: Practice) -> dict[str, str]:
 def _cancel_by_text(practice: Practice) -> None:
     practice.remind()
     practice.clock.advance(timedelta(minutes=10))
-    _text(practice, "X", "SM-cancel", MOBILE)
+    practice.receive_text("X", "SM-cancel", MOBILE)
 
 
 def test_cancel_by_text_offers_the_slot_a_y_books_it_and_the_others_are_told(
@@ -129,7 +113,7 @@ def test_cancel_by_text_offers_the_slot_a_y_books_it_and_the_others_are_told(
     assert "HIV" not in body
 
     practice.clock.advance(timedelta(minutes=4))
-    _text(practice, "Y", "SM-claim-2", phone(102))
+    practice.receive_text("Y", "SM-claim-2", phone(102))
     with practice.rt.db.transaction() as session:
         entry = session.get_one(Appointment, "e2")
         assert entry.status == "booked"
@@ -139,7 +123,7 @@ def test_cancel_by_text_offers_the_slot_a_y_books_it_and_the_others_are_told(
         assert (record.state, record.booked_entry_id, record.value_cents) == ("booked", "e2", 15000)
 
     practice.clock.advance(timedelta(minutes=1))
-    _text(practice, "Y", "SM-claim-1", phone(101))  # a moment too late
+    practice.receive_text("Y", "SM-claim-1", phone(101))  # a moment too late
     by_phone: dict[str, list[str]] = {}
     for message in practice.outbox():
         by_phone.setdefault(message.to, []).append(message.body)
@@ -246,7 +230,7 @@ def test_n_passes_and_leaves_the_patient_on_the_list_with_no_work_item(
 ) -> None:
     _with_waitlist(practice, waiting_patients=3)
     _cancel_by_text(practice)
-    _text(practice, "no", "SM-no", phone(101))
+    practice.receive_text("no", "SM-no", phone(101))
     with practice.rt.db.transaction() as session:
         offer = session.scalars(select(WaitlistOffer).where(WaitlistOffer.entry_id == "e1")).one()
         assert offer.state == "declined"
@@ -326,7 +310,7 @@ def test_the_backfill_stats_count_freed_offered_booked_and_the_revenue(
     _with_waitlist(practice, waiting_patients=3)
     _cancel_by_text(practice)
     practice.clock.advance(timedelta(minutes=6))
-    _text(practice, "Y", "SM-claim-3", phone(103))
+    practice.receive_text("Y", "SM-claim-3", phone(103))
     with practice.rt.db.transaction() as session:
         stats = backfill_stats(session, now=practice.clock.now())
     assert stats.to_json() == {
@@ -351,7 +335,7 @@ def test_a_booking_the_ehr_refuses_becomes_an_urgent_work_item(practice: Practic
     }
     practice.sync(gone)  # the front desk took the patient off the list in the EHR meanwhile
     practice.settle()
-    _text(practice, "Y", "SM-late", phone(101))
+    practice.receive_text("Y", "SM-late", phone(101))
     run_now(practice.rt, "waitlist-waves", requested_by="test")
     with practice.rt.db.transaction() as session:
         assert session.get_one(Appointment, "e1").status == "cancelled"

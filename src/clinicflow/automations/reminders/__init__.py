@@ -14,7 +14,6 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from clinicflow.automations.reminders import marks
 from clinicflow.automations.reminders.claims import (
@@ -55,6 +54,7 @@ from clinicflow.automations.reminders.visits import (
 )
 from clinicflow.channels.consent import opted_out_among
 from clinicflow.channels.link_secret import unsubscribe_link, visit_link
+from clinicflow.clock import zone_or
 from clinicflow.engine import Automation, RunContext, Schedule, Unit, reminder_key
 from clinicflow.engine.payloads import MessageChannel, OutgoingMessage, ValidWhile
 from clinicflow.security.audit import Actor, record_access
@@ -68,13 +68,6 @@ CLOSURE_SLACK = timedelta(days=7)
 # contact at the same touchpoint (two visits the same day: one text, not two an hour apart).
 RIDE_ALONG = timedelta(hours=12)
 _KIND_OF = {MessageChannel.SMS: "phone", MessageChannel.EMAIL: "email"}
-
-
-def _zone(name: str | None, fallback: ZoneInfo) -> ZoneInfo:
-    try:
-        return ZoneInfo(name) if name else fallback
-    except (ZoneInfoNotFoundError, ValueError):
-        return fallback
 
 
 def run(ctx: RunContext) -> None:
@@ -169,7 +162,7 @@ def _plan_each(
             policy,
             ctx.now,
             practice_zone=ctx.zone,
-            patient_zone=_zone(u.patient_zone, ctx.zone),
+            patient_zone=zone_or(u.patient_zone, ctx.zone),
         )
         for u in upcoming
     }
@@ -307,7 +300,7 @@ def _message(
     first = items[0]
     touchpoint = first.planned.touchpoint
     route = first.route
-    zone = _zone(first.upcoming.patient_zone, ctx.zone)
+    zone = zone_or(first.upcoming.patient_zone, ctx.zone)
     patients = {item.contact.patient_id for item in items}
     visit_url = unsubscribe_url = None
     if route.channel is MessageChannel.EMAIL:

@@ -18,7 +18,7 @@ reply is matched to the latest reminder that asked this phone for a reply.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -32,6 +32,7 @@ from clinicflow.automations.waitlist.claims import claim, latest_offer_to
 from clinicflow.channels.inbound import INBOUND_RECEIVED
 from clinicflow.channels.link_secret import unsubscribe_link
 from clinicflow.channels.replies import Intent, normalise
+from clinicflow.clock import zone_or
 from clinicflow.ehr.writeback import EHR_WRITE_BACK, Change, WriteBack
 from clinicflow.engine import (
     Automation,
@@ -259,13 +260,6 @@ def _ask_front_desk(
     )
 
 
-def _zone(name: str | None, fallback: ZoneInfo) -> ZoneInfo:
-    try:
-        return ZoneInfo(name) if name else fallback
-    except (ZoneInfoNotFoundError, ValueError):
-        return fallback
-
-
 def _acknowledge(
     ctx: RunContext, message: InboundMessage, intent: Intent, visits: list[Appointment]
 ) -> None:
@@ -273,7 +267,7 @@ def _acknowledge(
     patient_ids = sorted({v.patient_id for v in visits if v.patient_id})
     people = contacts(ctx.session, ctx.cipher, patient_ids)
     patient = ctx.session.get(Patient, patient_ids[0]) if patient_ids else None
-    zone = _zone(patient.time_zone if patient else None, ctx.zone)
+    zone = zone_or(patient.time_zone if patient else None, ctx.zone)
     names = person_names(ctx.session, ctx.cipher, [v.practitioner_id or "" for v in visits])
     places = place_names(ctx.session, ctx.cipher, [v.location_id or "" for v in visits])
     first = people.get(patient_ids[0]) if patient_ids else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
 
@@ -24,6 +24,7 @@ from clinicflow.automations.waitlist.from_fhir import entry_from_appointment, wi
 from clinicflow.automations.waitlist.rules import RankedEntry, RankingPolicy, rank
 from clinicflow.channels.consent import opted_out_among
 from clinicflow.channels.link_secret import claim_link, unsubscribe_link
+from clinicflow.clock import zone_or
 from clinicflow.engine import RunContext, message_key
 from clinicflow.engine.payloads import MessageChannel, OutgoingMessage
 from clinicflow.errors import InputError
@@ -218,13 +219,6 @@ def _candidates(ctx: RunContext, slot: FreedSlot) -> list[WaitlistEntry]:
     return entries
 
 
-def _zone(name: str | None, fallback: ZoneInfo) -> ZoneInfo:
-    try:
-        return ZoneInfo(name) if name else fallback
-    except (ZoneInfoNotFoundError, ValueError):
-        return fallback
-
-
 def _reach(ctx: RunContext, patient_ids: Sequence[str]) -> dict[PatientId, list[Reach]]:
     """The ways to reach each patient who can be reached, preferred first (telecom rank),
     opted-out channels left out; a patient with no way left out."""
@@ -256,7 +250,7 @@ def _reach(ctx: RunContext, patient_ids: Sequence[str]) -> dict[PatientId, list[
                 digest,
                 person.first_name,
                 (row.language if row else None) or "en",
-                _zone(row.time_zone if row else None, ctx.zone),
+                zone_or(row.time_zone if row else None, ctx.zone),
             )
             for channel, to, digest in options
         ]

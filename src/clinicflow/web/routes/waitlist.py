@@ -26,6 +26,7 @@ from clinicflow.automations.waitlist.from_fhir import (
     entry_from_appointment,
     parse_availability,
 )
+from clinicflow.boards.today import patient_names
 from clinicflow.ehr.prepare import prepare_resource
 from clinicflow.ehr.replica_writer import write_resources
 from clinicflow.ehr.writeback import Change, WriteBack, apply_change
@@ -34,7 +35,7 @@ from clinicflow.security.permissions import Permission
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store.bodies import open_body
 from clinicflow.store.replica import Appointment, FhirResource
-from clinicflow.store.schedule_queries import display_name, practitioner_names
+from clinicflow.store.schedule_queries import practitioner_names
 from clinicflow.store.waitlist import WaitlistOffer
 from clinicflow.web.audit_views import audit_view
 from clinicflow.web.auth import Staff, require
@@ -151,7 +152,7 @@ def waitlist_page(request: Request, state: State, staff: Viewer) -> HTMLResponse
                 .group_by(WaitlistOffer.entry_id)
             ).all()
         )
-        patients = _names(session, cipher, {e.patient_id for e, _ in entries})
+        patients = patient_names(session, cipher, {e.patient_id for e, _ in entries})
         doctors = practitioner_names(
             session, cipher, {e.practitioner_id for e, _ in entries if e.practitioner_id}
         )
@@ -181,18 +182,6 @@ def waitlist_page(request: Request, state: State, staff: Viewer) -> HTMLResponse
         availability_text=availability_text,
         today=staff.seen_at.astimezone(zone).date(),
     )
-
-
-def _names(session: Session, cipher: PhiCipher, ids: set[str]) -> dict[str, str]:
-    rows = session.execute(
-        select(FhirResource.fhir_id, FhirResource.body).where(
-            FhirResource.resource_type == "Patient", FhirResource.fhir_id.in_(sorted(ids))
-        )
-    )
-    return {
-        fhir_id: display_name(open_body(cipher, body, "Patient", fhir_id)) or "(no name)"
-        for fhir_id, body in rows
-    }
 
 
 @router.post("/waitlist", response_model=None)
