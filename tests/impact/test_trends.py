@@ -53,6 +53,18 @@ def test_noshows_avoided_are_the_baseline_share_less_the_noshows_at_a_visits_val
         WeekRate(date(2026, 11, 9), count=25, of=100),  # worse than the baseline: none
         WeekRate(date(2026, 11, 16), count=0, of=0),
     ]
-    found = noshows_avoided(weeks, baseline=0.18, visit_value_cents=15000)
+    found = noshows_avoided(weeks, baseline=0.18, value_cents=lambda _type: 15000)
     assert [round(a.avoided, 6) for a in found] == [8.0, 0.0, 0.0]
     assert [a.revenue_cents for a in found] == [120000, 0, 0]
+
+
+def test_an_avoided_noshow_is_worth_the_weeks_visits_on_average_by_type() -> None:
+    values = {"ROUTINE": 15000, "WALKIN": 9000, "FOLLOWUP": 12000}
+    weeks = [  # 100 visits, 18 expected at 18%, 10 missed: 8 avoided
+        WeekRate(date(2026, 11, 2), 10, 100, {"ROUTINE": 50, "WALKIN": 25, "FOLLOWUP": 25}),
+        WeekRate(date(2026, 11, 9), 0, 50, {None: 50}),  # no type recorded: ROUTINE's price
+    ]
+    found = noshows_avoided(weeks, baseline=0.18, value_cents=lambda t: values.get(t or "ROUTINE"))
+    # (50 x 150 + 25 x 90 + 25 x 120) / 100 = $127.50 a visit; 8 x $127.50 = $1,020
+    assert found[0].revenue_cents == 102000
+    assert found[1].revenue_cents == (9 * 15000)

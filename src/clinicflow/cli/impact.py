@@ -12,8 +12,16 @@ from rich.table import Table
 from clinicflow.cli.runtime import Runtime
 from clinicflow.engine import EXTRA_AUTOMATIONS_ENV, Registry
 from clinicflow.impact.ledger import totals, weekly_lines
+from clinicflow.impact.pdf import pdf_report
 from clinicflow.impact.proposals import portfolio
-from clinicflow.impact.report import csv_text, html_report, portfolio_rows, units_text
+from clinicflow.impact.report import (
+    csv_text,
+    html_report,
+    portfolio_rows,
+    trend_rows,
+    units_text,
+)
+from clinicflow.impact.trends import practice_trends
 
 app = typer.Typer(help="The impact ledger: what each automation saved.", no_args_is_help=True)
 
@@ -29,6 +37,10 @@ def report(
         Path | None,
         typer.Option("--html", help="Also write an HTML report here (for a board meeting)"),
     ] = None,
+    pdf_path: Annotated[
+        Path | None,
+        typer.Option("--pdf", help="Also write a PDF report here (for a board meeting)"),
+    ] = None,
     now: Annotated[
         str | None, typer.Option("--now", help="Report as of this ISO instant (default: now)")
     ] = None,
@@ -38,15 +50,24 @@ def report(
     registry = Registry.load(extra=os.environ.get(EXTRA_AUTOMATIONS_ENV))
     with rt.db.transaction() as session:
         lines = weekly_lines(session, registry, rt.settings, weeks=weeks, now=rt.clock.now())
-        proposals = portfolio_rows(portfolio(session, registry, rt.settings, now=rt.clock.now()))
+        standings = portfolio(session, registry, rt.settings, now=rt.clock.now())
+        trends = practice_trends(session, rt.settings, now=rt.clock.now(), weeks=weeks)
+    proposals = portfolio_rows(standings)
     sums = totals(lines)
+    title = f"{rt.settings.practice_name}: what automation saved"
     if csv_path is not None:
         csv_path.write_text(csv_text(lines), encoding="utf-8")
         rt.console.print(f"wrote {len(lines)} line(s) to {csv_path}", highlight=False)
     if html_path is not None:
-        title = f"{rt.settings.practice_name}: what automation saved"
-        html_path.write_text(html_report(lines, title=title, weeks=weeks), encoding="utf-8")
+        html_path.write_text(
+            html_report(lines, title=title, weeks=weeks, trends=trends), encoding="utf-8"
+        )
         rt.console.print(f"wrote the report to {html_path}", highlight=False)
+    if pdf_path is not None:
+        pdf_path.write_bytes(
+            pdf_report(lines, title=title, weeks=weeks, trends=trends, standings=standings)
+        )
+        rt.console.print(f"wrote the report to {pdf_path}", highlight=False)
     if json_output:
         rt.out(
             {
@@ -73,6 +94,27 @@ def report(
                     for line in lines
                 ],
                 "portfolio": proposals,
+                "trends": {
+                    "baseline_noshow_rate": trends.baseline,
+                    "noshows_avoided_value": trends.avoided_cents / 100,
+                    "weeks": [
+                        {
+                            "week_of": n.week_of.isoformat(),
+                            "noshows": n.count,
+                            "visits_with_outcome": n.of,
+                            "confirmed": c.count,
+                            "reminded_asking_reply": c.of,
+                            "noshows_avoided": round(a.avoided, 2),
+                            "noshows_avoided_value": a.revenue_cents / 100,
+                        }
+                        for n, c, a in zip(
+                            trends.rates["No-show rate"],
+                            trends.rates["Confirmation rate"],
+                            trends.avoided,
+                            strict=True,
+                        )
+                    ],
+                },
             }
         )
         return
@@ -93,6 +135,17 @@ def report(
     rt.console.print(
         f"total: {sums.hours:.1f} staff hours saved, ${sums.money_cents / 100:,.2f}; "
         f"${sums.revenue_cents / 100:,.2f} of visits recovered; {sums.runs} runs",
+        highlight=False,
+    )
+    rates = Table(title="No-show and confirmation rates")
+    for column in ("week of", "no-show rate", "confirmation rate", "no-shows avoided"):
+        rates.add_column(column)
+    for week in trend_rows(trends):
+        rates.add_row(week["week_of"], week["noshow"], week["confirmed"], week["avoided"])
+    rt.console.print(rates)
+    rt.console.print(
+        f"against the {trends.baseline:.0%} no-show baseline: "
+        f"${trends.avoided_cents / 100:,.2f} of visits kept that would have been missed",
         highlight=False,
     )
     if proposals:

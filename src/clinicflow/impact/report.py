@@ -13,7 +13,7 @@ from html import escape
 
 from clinicflow.impact.ledger import WeekLine, totals
 from clinicflow.impact.proposals import Standing
-from clinicflow.impact.trends import WeekRate
+from clinicflow.impact.trends import Trends, WeekRate
 
 CSV_COLUMNS = (
     "week_of",
@@ -142,7 +142,57 @@ def bar_chart_svg(
     return "".join(parts)
 
 
-def html_report(lines: Sequence[WeekLine], *, title: str, weeks: int) -> str:
+def rates_chart_svg(
+    rates: Mapping[str, Sequence[WeekRate]], *, width: int = 720, height: int = 220
+) -> str:
+    """Each weekly rate as a line from 0 to 100% (an SVG element); an empty week is a gap."""
+    weeks = sorted({r.week_of for series in rates.values() for r in series})
+    named = [(name, series) for name, series in rates.items() if any(r.of for r in series)]
+    if not weeks or not named:
+        return '<svg class="chart" role="img" aria-label="Weekly rates: none yet"></svg>'
+    left, bottom, legend = 48, 28, 18 * len(named) + 8
+    plot_w, plot_h = width - left - 16, height - bottom - legend - 8
+    step = plot_w / max(1, len(weeks) - 1)
+    x_of = {week: left + i * step for i, week in enumerate(weeks)}
+
+    def y_of(rate: float) -> float:
+        return 8 + plot_h * (1 - rate)
+
+    parts = [
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" aria-label="No-show and confirmation rates per week">',
+        f'<line x1="{left}" y1="{8 + plot_h}" x2="{width - 8}" y2="{8 + plot_h}" stroke="#444"/>',
+        '<text x="4" y="14" font-size="11">100%</text>',
+        f'<text x="4" y="{8 + plot_h}" font-size="11">0%</text>',
+    ]
+    for week in weeks:
+        parts.append(
+            f'<text x="{x_of[week] - 12:.1f}" y="{8 + plot_h + 16}" font-size="11">'
+            f"{week:%d %b}</text>"
+        )
+    for n, (name, series) in enumerate(named):
+        colour = PALETTE[n % len(PALETTE)]
+        points = [(x_of[r.week_of], y_of(r.rate), r) for r in series if r.rate is not None]
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in points)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        for x, y, r in points:
+            parts.append(
+                f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}">'
+                f"<title>{escape(name)}, week of {r.week_of}: {r.rate or 0:.0%} "
+                f"({r.count} of {r.of})</title></circle>"
+            )
+        y = height - legend + 18 * n + 4
+        parts.append(
+            f'<rect x="{left}" y="{y}" width="12" height="12" fill="{colour}"/>'
+            f'<text x="{left + 18}" y="{y + 11}" font-size="12">{escape(name)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def html_report(
+    lines: Sequence[WeekLine], *, title: str, weeks: int, trends: Trends | None = None
+) -> str:
     """A self-contained HTML report for a board meeting (no script, no outside resource)."""
     sums = totals(lines)
     rows = "".join(
@@ -164,14 +214,51 @@ def html_report(lines: Sequence[WeekLine], *, title: str, weeks: int) -> str:
         f"worth <strong>${sums.money_cents / 100:,.2f}</strong>, and "
         f"<strong>${sums.revenue_cents / 100:,.2f}</strong> of visits recovered, "
         f"from {sums.runs} automation runs.</p>"
-        f"{hours_chart_svg(lines)}"
+        f"{hours_chart_svg(lines)}{money_chart_svg(lines)}"
         "<table><thead><tr><th>Week of</th><th>Automation</th><th>Runs</th><th>Units</th>"
         "<th>Hours</th><th>Money</th><th>Revenue</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
+        f"{_trends_html(trends) if trends is not None else ''}"
         "<p>Minutes per unit are each automation's estimate unless the practice set its own "
         "(the source is named with each unit); money is minutes x the loaded hourly cost of "
         "the role that did the task before.</p></body></html>"
     )
+
+
+def _trends_html(trends: Trends) -> str:
+    rows = "".join(
+        f"<tr><td>{row['week_of']}</td><td>{row['noshow']}</td><td>{row['confirmed']}</td>"
+        f"<td>{row['avoided']}</td></tr>"
+        for row in trend_rows(trends)
+    )
+    return (
+        "<h2>No-show and confirmation rates</h2>"
+        f"<p>Against the {trends.baseline:.0%} no-show baseline, "
+        f"<strong>${trends.avoided_cents / 100:,.2f}</strong> of visits kept that would have "
+        "been missed (each priced at the week's visits' average value by type).</p>"
+        f"{rates_chart_svg(trends.rates)}"
+        "<table><thead><tr><th>Week of</th><th>No-show rate</th><th>Confirmation rate</th>"
+        f"<th>No-shows avoided</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def trend_rows(trends: Trends) -> list[dict[str, str]]:
+    """One row of text per week: the rates as "12% (3 of 25)", the no-shows avoided and worth."""
+
+    def share(rate: WeekRate) -> str:
+        return f"{rate.rate:.0%} ({rate.count} of {rate.of})" if rate.rate is not None else ""
+
+    noshow = trends.rates["No-show rate"]
+    confirmed = trends.rates["Confirmation rate"]
+    return [
+        {
+            "week_of": n.week_of.isoformat(),
+            "noshow": share(n),
+            "confirmed": share(c),
+            "avoided": f"{a.avoided:.1f} (${a.revenue_cents / 100:,.0f})" if a.visits else "",
+        }
+        for n, c, a in zip(noshow, confirmed, trends.avoided, strict=True)
+    ]
 
 
 PORTFOLIO_COLUMNS = (

@@ -8,12 +8,10 @@ export carries the same lines with the ids of the runs behind each.
 from __future__ import annotations
 
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from clinicflow.automations.waitlist.freed import visit_value_cents
 from clinicflow.engine import set_switch
 from clinicflow.errors import InputError
 from clinicflow.impact.ledger import WeekLine, totals, weekly_lines
@@ -32,16 +30,11 @@ from clinicflow.impact.report import (
     money_chart_svg,
     portfolio_csv,
     portfolio_rows,
+    rates_chart_svg,
     trends_csv,
     units_text,
 )
-from clinicflow.impact.trends import (
-    Avoided,
-    WeekRate,
-    confirmation_trend,
-    noshow_rates,
-    noshows_avoided,
-)
+from clinicflow.impact.trends import Trends, practice_trends
 from clinicflow.security.audit import record_access
 from clinicflow.security.permissions import Permission
 from clinicflow.web.auth import Staff, require
@@ -63,22 +56,9 @@ def _portfolio(state: AppState) -> list[Standing]:
         return portfolio(session, state.registry, state.settings, now=state.clock.now())
 
 
-def _trends(state: AppState, weeks: int) -> dict[str, list[WeekRate]]:
-    zone = ZoneInfo(state.settings.timezone)
-    now = state.clock.now()
+def _trends(state: AppState, weeks: int) -> Trends:
     with state.db.read() as session:
-        return {
-            "No-show rate": noshow_rates(session, zone=zone, now=now, weeks=weeks),
-            "Confirmation rate": confirmation_trend(session, zone=zone, now=now, weeks=weeks),
-        }
-
-
-def _avoided(state: AppState, trends: dict[str, list[WeekRate]]) -> list[Avoided]:
-    return noshows_avoided(
-        trends["No-show rate"],
-        baseline=state.settings.noshow_baseline_rate,
-        visit_value_cents=visit_value_cents(None, state.settings.visit_values),
-    )
+        return practice_trends(session, state.settings, now=state.clock.now(), weeks=weeks)
 
 
 def _lines(state: AppState, weeks: int) -> list[WeekLine]:
@@ -93,7 +73,6 @@ def impact_page(request: Request, state: State, staff: Viewer, weeks: Weeks = 8)
     """The chart, the totals and every line, for the last `weeks` weeks."""
     lines = _lines(state, weeks)
     trends = _trends(state, weeks)
-    avoided = _avoided(state, trends)
     return render(
         request,
         "staff/impact.html",
@@ -106,10 +85,11 @@ def impact_page(request: Request, state: State, staff: Viewer, weeks: Weeks = 8)
         units_text=units_text,
         settings_costs=sorted(state.settings.role_hourly_cost.items()),
         portfolio=portfolio_rows(_portfolio(state)),
-        trends=trends,
-        avoided=avoided,
-        avoided_cents=sum(a.revenue_cents for a in avoided),
-        baseline=state.settings.noshow_baseline_rate,
+        trends=trends.rates,
+        avoided=trends.avoided,
+        avoided_cents=trends.avoided_cents,
+        baseline=trends.baseline,
+        rates_chart=rates_chart_svg(trends.rates),
         money_chart=money_chart_svg(lines),
         roles=sorted(state.settings.role_hourly_cost),
         automations=[a.name for a in state.registry.automations()],
@@ -265,7 +245,7 @@ def trial_a_proposal(
 def trends_export(state: State, weeks: Weeks = 8) -> Response:
     """The weekly no-show and confirmation rates as CSV."""
     return Response(
-        trends_csv(_trends(state, weeks)),
+        trends_csv(_trends(state, weeks).rates),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="trends-{weeks}-weeks.csv"'},
     )
