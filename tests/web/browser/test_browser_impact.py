@@ -1,4 +1,4 @@
-"""The Impact page in Chromium: the chart renders its bars, the CSV downloads with the lines."""
+"""The Impact page in Chromium: the charts render their bars and rate lines, the CSV downloads."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from playwright.sync_api import Page, expect
 from tests.web.browser.browser_support import LiveApp, sign_in_through_pages
 from tests.web.staff_support import add_person
 
+from clinicflow.ehr import sync_folder
 from clinicflow.engine import Automation, EngineRuntime, Manual, Registry, RunContext, Unit, run_now
 from clinicflow.security.permissions import Role
 from clinicflow.security.phi import PhiCipher, keyring_from_settings
+from clinicflow.synth import write_practice
 
 
 def _checks(ctx: RunContext) -> None:
@@ -33,11 +35,16 @@ DIGEST = Automation(
 def test_leadership_sees_hours_saved_as_a_chart_and_downloads_the_lines_as_csv(
     page: Page, live: LiveApp, tmp_path: Path
 ) -> None:
+    cipher = PhiCipher(keyring_from_settings(live.settings, create=False))
+    # A synthetic practice whose past visits give the no-show rate line its points.
+    folder = tmp_path / "practice"
+    write_practice(folder, seed=3, patients=60, anchor_on=live.clock.now().date())
+    sync_folder(live.db, cipher, live.clock, folder)
     rt = EngineRuntime.build(
         db=live.db,
         settings=live.settings,
         clock=live.clock,
-        cipher=PhiCipher(keyring_from_settings(live.settings, create=False)),
+        cipher=cipher,
         registry=Registry([DIGEST]),
     )
     for week in (2, 1, 0):  # a run in each of the last three weeks
@@ -58,6 +65,10 @@ def test_leadership_sees_hours_saved_as_a_chart_and_downloads_the_lines_as_csv(
     assert box is not None
     assert box["height"] > 0  # drawn, not an empty element
     expect(page.locator("#impact-lines tbody tr")).to_have_count(3)
+    rates = page.locator("#rates-chart svg.chart")
+    expect(rates).to_have_attribute("aria-label", "No-show and confirmation rates per week")
+    expect(rates.locator("polyline").first).to_be_visible()
+    assert rates.locator("circle.point").count() >= 2  # a point per week with visits
 
     with page.expect_download() as caught:
         page.locator("#impact-csv").click()
