@@ -94,6 +94,37 @@ class Settings(BaseSettings):
     waitlist_recontact_hours: int = Field(
         48, description="Hours before a waitlist patient may be offered another slot"
     )
+    triage_red_flags: Path | None = Field(
+        None,
+        description="The practice's red-flag lexicon (TOML, like the shipped "
+        "automations/triage/data/red_flags.toml); unset: the shipped one",
+    )
+    triage_templates: Path | None = Field(
+        None,
+        description="The practice's triage replies (TOML: safety, receipt, acknowledgement, "
+        "EN/ES); "
+        "unset: the shipped ones",
+    )
+    triage_model_dir: Path | None = Field(
+        None,
+        description="Where the trained triage model is kept between processes; unset: "
+        "models/ in the data dir",
+    )
+    triage_escalate_minutes: int = Field(
+        5,
+        description="Minutes an urgent message may wait unacknowledged before the next person "
+        "on the rota is alerted",
+    )
+    triage_service_minutes: dict[str, int] = Field(
+        default_factory=dict,
+        description="Minutes within which each pool answers (the work item's due time), "
+        'overriding the defaults, e.g. {"billing": 1440}',
+    )
+    self_scheduling_url: str | None = Field(
+        None,
+        description="Where patients book or move a visit online, offered in the acknowledgement "
+        "of appointment messages",
+    )
     public_url: str = Field(
         "http://127.0.0.1:8000", description="Base URL patients and webhooks use"
     )

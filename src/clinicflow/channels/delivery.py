@@ -40,7 +40,7 @@ from clinicflow.engine.handlers import (
     VoidedError,
     register_effect_handler,
 )
-from clinicflow.engine.payloads import MESSAGE_SEND, MessageChannel, OutgoingMessage
+from clinicflow.engine.payloads import MESSAGE_SEND, MessageChannel, OutgoingMessage, Purpose
 from clinicflow.engine.states import Delivery
 from clinicflow.errors import ClinicflowError
 from clinicflow.security.audit import Actor, auditable, record_access
@@ -82,18 +82,23 @@ def check_many(
 
     Per message the checks run in this order, and the first that holds it decides: the pause,
     `not_after`, each visit in turn (gone or ended, then moved), the opt-out, quiet hours.
+    A staff alert is not held by the pause, and only a notice waits for quiet hours to end
+    (`Purpose`).
     """
     pause = messages_pause(session)
+    held: Verdict = None
     if pause is not None:
-        return [
-            DeferredError(
-                f"Patient messages are paused (by {pause.by}): held until they resume.",
-                until=now + PAUSE_RECHECK,
-            )
-            for _ in messages
-        ]
+        held = DeferredError(
+            f"Patient messages are paused (by {pause.by}): held until they resume.",
+            until=now + PAUSE_RECHECK,
+        )
     visits = _visits(session, [v.ref for m in messages for v in m.valid_while])
-    verdicts: list[Verdict] = [_too_late_or_stale(m, visits, now) for m in messages]
+    verdicts: list[Verdict] = [
+        held
+        if held is not None and m.purpose is not Purpose.STAFF_ALERT
+        else _too_late_or_stale(m, visits, now)
+        for m in messages
+    ]
     digests = {
         n: contact_digest(env.cipher, m.channel, m.to)
         for n, m in enumerate(messages)
@@ -111,7 +116,7 @@ def check_many(
         if digest in opted_out[message.channel]:
             what = "texts" if message.channel is MessageChannel.SMS else "e-mail"
             verdicts[n] = VoidedError(f"The patient opted out of {what}.")
-        elif message.channel is MessageChannel.SMS:
+        elif message.channel is MessageChannel.SMS and message.purpose is Purpose.NOTICE:
             name = message.zone or env.settings.timezone
             zone = zones.get(name)
             if zone is None:

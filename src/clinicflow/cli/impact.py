@@ -12,7 +12,6 @@ from rich.table import Table
 from clinicflow.cli.runtime import Runtime
 from clinicflow.engine import EXTRA_AUTOMATIONS_ENV, Registry
 from clinicflow.impact.ledger import totals, weekly_lines
-from clinicflow.impact.pdf import pdf_report
 from clinicflow.impact.proposals import portfolio
 from clinicflow.impact.report import (
     csv_text,
@@ -64,6 +63,8 @@ def report(
         )
         rt.console.print(f"wrote the report to {html_path}", highlight=False)
     if pdf_path is not None:
+        from clinicflow.impact.pdf import pdf_report  # fpdf2 is loaded only when asked for
+
         pdf_path.write_bytes(
             pdf_report(lines, title=title, weeks=weeks, trends=trends, standings=standings)
         )

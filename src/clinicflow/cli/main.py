@@ -33,6 +33,7 @@ from clinicflow.cli import (
     serve,
     status,
     sync,
+    triage,
     users,
     workitems,
 )
@@ -64,6 +65,7 @@ app.add_typer(messages.app, name="messages")
 app.add_typer(users.app, name="users")
 app.add_typer(noshow.app, name="noshow")
 app.add_typer(impact.app, name="impact")
+app.add_typer(triage.app, name="triage")
 app.command("run")(engine.run)
 app.command("worker")(engine.worker)
 app.command("serve")(serve.serve)

@@ -39,6 +39,7 @@ from clinicflow.engine.payloads import (
     WORK_ITEM_OPEN,
     MessageChannel,
     OutgoingMessage,
+    Purpose,
     ValidWhile,
     WorkItemRequest,
 )
@@ -132,6 +133,7 @@ __all__ = [
     "OutcomeUnknownError",
     "OutgoingMessage",
     "Priority",
+    "Purpose",
     "QueueUnavailableError",
     "ReconcileReport",
     "RecordedEffect",

@@ -45,6 +45,22 @@ class ValidWhile:
         return {"ref": self.ref, "start_at": self.start_at.isoformat()}
 
 
+class Purpose(StrEnum):
+    """Why a message goes out, which decides the send-time checks that apply to it.
+
+    - NOTICE: something we start (a reminder, an offer): every check, quiet hours included.
+    - REPLY: an answer to what the patient just sent (the triage receipt or safety message):
+      no quiet hours, since the patient is writing to us now; the pause and opt-outs hold.
+    - STAFF_ALERT: to a member of staff (an urgent message waiting): not a patient message,
+      so neither the pause nor quiet hours hold it; an opt-out still does (the carrier would
+      refuse it anyway).
+    """
+
+    NOTICE = "notice"
+    REPLY = "reply"
+    STAFF_ALERT = "staff-alert"
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     """A message to one patient: the payload of `message.send`.
@@ -64,6 +80,7 @@ class OutgoingMessage:
     zone: str | None = None  # IANA zone of the recipient; None: the practice's
     not_after: datetime | None = None
     valid_while: tuple[ValidWhile, ...] = ()
+    purpose: Purpose = Purpose.NOTICE
 
     def to_payload(self) -> dict[str, object]:
         """The JSON stored (encrypted) with the effect."""
@@ -79,6 +96,7 @@ class OutgoingMessage:
             "zone": self.zone,
             "not_after": self.not_after.isoformat() if self.not_after else None,
             "valid_while": [v.to_payload() for v in self.valid_while],
+            "purpose": self.purpose.value,
         }
 
     @classmethod
@@ -99,7 +117,16 @@ class OutgoingMessage:
             zone=_optional(payload, "zone"),
             not_after=_instant(payload, "not_after"),
             valid_while=_valid_while(payload),
+            purpose=_purpose(payload),
         )
+
+
+def _purpose(payload: Mapping[str, object]) -> Purpose:
+    value = _optional(payload, "purpose") or Purpose.NOTICE.value
+    try:
+        return Purpose(value)
+    except ValueError:
+        raise InputError(f"unknown purpose {value!r}", where=f"{MESSAGE_SEND} payload") from None
 
 
 def _instant(payload: Mapping[str, object], name: str) -> datetime | None:

@@ -9,6 +9,7 @@ from clinicflow.store import (  # noqa: F401  (imported for their tables)
     proposals,
     replica,
     staff,
+    triage,
     waitlist,
 )
 from clinicflow.store.base import Base

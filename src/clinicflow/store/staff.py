@@ -45,6 +45,9 @@ class StaffUser(Base):
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(100))
+    # Where an urgent-message alert reaches this person when on call (E.164); staff's own
+    # number, not a patient's, so not encrypted.
+    notify_phone: Mapped[str | None] = mapped_column(String(32))
 
 
 register_encrypted_column(

@@ -7,8 +7,9 @@ reply is matched to the latest reminder that asked this phone for a reply.
 - X / CANCEL: each visit cancelled in the EHR (which raises `appointment.cancelled`), and a
   confirmation to the patient.
 - R: a work item for the front desk with the patient's words, and a "we will call" text.
-- anything else, or an answer we cannot tie to a visit: a work item with the patient's words,
-  and `message.received` for free text so triage screens it for red flags.
+- free text (anything that is not one of the keywords): `message.received`, and message-triage
+  screens it for red flags, routes it to its pool and tells the patient it arrived; a keyword
+  we cannot tie to a visit: a front-desk work item with the patient's words.
 - Y / N to a waitlist offer (the newest thing this phone was asked, offer or reminder): Y
   claims the slot (`waitlist.claimed`; waitlist-backfill books it or says it was taken), N
   passes on it and leaves the patient on the list.
@@ -109,22 +110,27 @@ def run(ctx: RunContext) -> None:
             _ask_front_desk(ctx, message, visits, f"asked to reschedule: \u201c{words}\u201d")
             _acknowledge(ctx, message, intent, visits)
             ctx.count("reschedule_request", len(visits))
-        else:
-            why = (
-                f"sent a reply we did not act on: \u201c{words}\u201d"
-                if visits or intent is Intent.OTHER
-                else f"answered \u201c{words}\u201d but no recent reminder asked them"
+        elif intent is Intent.OTHER:
+            # Free text is message-triage's: it screens for red flags, routes to the right
+            # pool and answers only with its safety, receipt or acknowledgement template.
+            patients = sorted({v.patient_id for v in visits if v.patient_id})
+            record_event(
+                ctx.session,
+                event_type=MESSAGE_RECEIVED,
+                resource_type="InboundMessage",
+                resource_id=str(message.id),
+                at=ctx.now,
+                payload={
+                    "channel": message.channel,
+                    **({"patient_id": patients[0]} if len(patients) == 1 else {}),
+                    "appointments": [v.fhir_id for v in visits],
+                },
             )
+            outcome["triage"] = "message.received"
+            ctx.count("reply_for_staff")
+        else:
+            why = f"answered \u201c{words}\u201d but no recent reminder asked them"
             _ask_front_desk(ctx, message, visits, why)
-            if intent is Intent.OTHER:
-                record_event(
-                    ctx.session,
-                    event_type=MESSAGE_RECEIVED,
-                    resource_type="InboundMessage",
-                    resource_id=str(message.id),
-                    at=ctx.now,
-                    payload={"channel": message.channel},
-                )
             ctx.count("reply_for_staff")
     message.handled_at = ctx.now
     message.outcome = outcome

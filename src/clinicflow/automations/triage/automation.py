@@ -1,0 +1,258 @@
+"""message-triage and urgent-escalation: every patient message to its pool, urgent ones to a
+person at once, nothing clinical answered by the machine.
+
+message-triage runs once per `message.received` (a free-text reply to a reminder, a portal
+Communication from the sync, a message posted to the API). It copies the message into
+`triage_messages`, decides (`decide.py`), opens a work item in the pool with the pool's due
+time, and sends the patient the pool's template (`replies.py`) by the way the message came. An
+urgent message's work item is priority stat; the ladder's first step is texted at once and the
+on-screen alarm shows it to signed-in nurses. urgent-escalation runs every minute and texts the
+next step for each urgent message nobody has taken within `triage_escalate_minutes`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+
+from clinicflow.automations.reminders.visits import contacts
+from clinicflow.automations.triage.decide import Decision, Triage, default_triage
+from clinicflow.automations.triage.escalation import alert, taken
+from clinicflow.automations.triage.intake import MESSAGE_RECEIVED, message_for_event, text_of
+from clinicflow.automations.triage.pools import answer_within
+from clinicflow.automations.triage.replies import Reply, compose, load_templates
+from clinicflow.clock import zone_or
+from clinicflow.ehr.writeback import EHR_WRITE_BACK, Change, WriteBack
+from clinicflow.engine import (
+    Automation,
+    Event,
+    MessageChannel,
+    OutgoingMessage,
+    Priority,
+    Purpose,
+    RunContext,
+    Schedule,
+    Unit,
+    ehr_write_key,
+    message_key,
+    work_item_key,
+)
+from clinicflow.security.audit import Actor, record_access
+from clinicflow.settings import Settings
+from clinicflow.store.messaging import InboundMessage, inbound_message_aad
+from clinicflow.store.replica import Patient
+from clinicflow.store.triage import TriageMessage
+
+NAME = "message-triage"
+ESCALATION = "urgent-escalation"
+QUOTE_LIMIT = 600  # characters of the patient's words in the work item's description
+
+
+def triage_for(settings: Settings) -> Triage:
+    """The decision the automation and `clinicflow triage classify` both use."""
+    path = settings.triage_red_flags
+    models = settings.triage_model_dir or settings.data_dir / "models"
+    return default_triage(str(path) if path else None, models)
+
+
+def run(ctx: RunContext) -> None:
+    """Triage one message (idempotent: a triaged message is left alone)."""
+    event = ctx.trigger.event
+    if event is None or event.type != MESSAGE_RECEIVED:
+        return
+    message = message_for_event(ctx.session, ctx.cipher, event)
+    if message is None:
+        ctx.logger.warning(
+            "%s/%s is gone or holds no words", event.resource_type, event.resource_id
+        )
+        return
+    if message.triaged_at is not None:
+        return
+    text = text_of(ctx.cipher, message)
+    decision = triage_for(ctx.settings).decide(text)
+    record_access(
+        ctx.session,
+        Actor.automation(NAME),
+        "read",
+        [f"TriageMessage/{message.id}", *_patient_refs(message)],
+        at=ctx.now,
+        detail={"pool": decision.pool, "urgent": decision.urgent},
+    )
+    due = message.received_at + answer_within(decision.pool, ctx.settings.triage_service_minutes)
+    key = work_item_key(NAME, "message", message.source_ref)
+    message.pool, message.urgent = decision.pool, decision.urgent
+    message.decision = decision.to_json()
+    message.triaged_at = ctx.now
+    message.work_item_key = key
+    ctx.effects.open_work_item(
+        key=key,
+        description=_description(message, decision, text),
+        pool=decision.pool,
+        priority=Priority.STAT if decision.urgent else Priority.ROUTINE,
+        due_at=due,
+        focus=f"TriageMessage/{message.id}",
+        for_ref=f"Patient/{message.patient_id}" if message.patient_id else None,
+    )
+    ctx.count("message_routed")
+    if decision.urgent:
+        told = alert(ctx, message, 0)
+        ctx.count("urgent_escalated")
+        message.decision = {**decision.to_json(), "alerted": told}
+    reply = _reply(ctx, message, decision, due)
+    if reply is not None:
+        message.decision = {**(message.decision or {}), "reply": reply.kind}
+
+
+def _patient_refs(message: TriageMessage) -> list[str]:
+    return [f"Patient/{message.patient_id}"] if message.patient_id else []
+
+
+def _description(message: TriageMessage, decision: Decision, text: str) -> str:
+    quoted = text if len(text) <= QUOTE_LIMIT else text[:QUOTE_LIMIT] + "\u2026"
+    head = (
+        f"URGENT \u2014 possible emergency ({', '.join(decision.red_flags) or 'classifier'})"
+        if decision.urgent
+        else f"A {message.channel} message for {decision.pool}"
+    )
+    return f"{head}: \u201c{quoted}\u201d Why: {'; '.join(decision.reasons)}."
+
+
+def _reply(
+    ctx: RunContext, message: TriageMessage, decision: Decision, due: datetime
+) -> Reply | None:
+    """The pool's template, back the way the message came (a portal reply goes to the EHR)."""
+    patient = ctx.session.get(Patient, message.patient_id) if message.patient_id else None
+    zone = zone_or(patient.time_zone if patient else None, ctx.zone)
+    reply = compose(
+        load_templates(ctx.settings.triage_templates),
+        pool=decision.pool,
+        language=message.language,
+        practice=ctx.settings.practice_name,
+        phone=ctx.settings.practice_phone,
+        due_local=due.astimezone(zone),
+        booking_link=ctx.settings.self_scheduling_url,
+    )
+    if message.channel == "portal":
+        _portal_reply(ctx, message, reply)
+        ctx.count("acknowledgement_sent")
+        return reply
+    route = _route(ctx, message)
+    if route is None:
+        return None
+    channel, to = route
+    ctx.effects.send(
+        message_key(NAME, f"TriageMessage/{message.id}", reply.kind),
+        OutgoingMessage(
+            channel=channel,
+            to=to,
+            body=reply.text,
+            subject=f"{ctx.settings.practice_name}: we received your message",
+            for_ref=f"Patient/{message.patient_id}" if message.patient_id else None,
+            focus=f"TriageMessage/{message.id}",
+            zone=str(zone),
+            purpose=Purpose.REPLY,
+        ),
+    )
+    ctx.count("acknowledgement_sent")
+    return reply
+
+
+def _route(ctx: RunContext, message: TriageMessage) -> tuple[MessageChannel, str] | None:
+    """Where the reply goes: the text's or e-mail's sender, else the patient's best contact."""
+    kind, _, ident = message.source_ref.partition("/")
+    if kind == "InboundMessage":
+        inbound = ctx.session.get(InboundMessage, int(ident))
+        if inbound is not None:
+            sender = ctx.cipher.decrypt(
+                inbound.sender_enc, inbound_message_aad(inbound.provider_id, "from")
+            ).decode()
+            return MessageChannel(inbound.channel), sender
+    if message.patient_id is None:
+        return None
+    contact = contacts(ctx.session, ctx.cipher, [message.patient_id]).get(message.patient_id)
+    if contact is None:
+        return None
+    if contact.mobile and contact.prefers != "email":
+        return MessageChannel.SMS, contact.mobile
+    if contact.email:
+        return MessageChannel.EMAIL, contact.email
+    return (MessageChannel.SMS, contact.mobile) if contact.mobile else None
+
+
+def _portal_reply(ctx: RunContext, message: TriageMessage, reply: Reply) -> None:
+    """A Communication in the portal thread, written to the EHR."""
+    fhir_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"clinicflow:{message.source_ref}:{reply.kind}"))
+    resource = {
+        "resourceType": "Communication",
+        "id": fhir_id,
+        "status": "completed",
+        "inResponseTo": [{"reference": message.source_ref}],
+        "sent": ctx.now.isoformat(),
+        "sender": {"display": ctx.settings.practice_name},
+        "payload": [{"contentString": reply.text}],
+    }
+    if message.patient_id:
+        resource["subject"] = {"reference": f"Patient/{message.patient_id}"}
+        resource["recipient"] = [{"reference": f"Patient/{message.patient_id}"}]
+    change = WriteBack(Change.CREATE, "Communication", fhir_id, resource=resource)
+    ctx.effects.record(
+        EHR_WRITE_BACK,
+        key=ehr_write_key(NAME, message.source_ref, reply.kind),
+        payload=change.to_payload(),
+        summary=f"{reply.kind} reply in the portal to {message.source_ref}",
+        focus=f"Communication/{fhir_id}",
+    )
+
+
+def escalate(ctx: RunContext) -> None:
+    """Text the next step of the ladder for each urgent message nobody has taken in time."""
+    waiting = ctx.session.scalars(
+        select(TriageMessage)
+        .where(
+            TriageMessage.urgent.is_(True),
+            TriageMessage.acknowledged_at.is_(None),
+            TriageMessage.next_escalation_at <= ctx.now,
+        )
+        .order_by(TriageMessage.received_at)
+        .limit(200)
+    )
+    for message in waiting:
+        took = taken(ctx.session, message)
+        if took is not None:
+            message.acknowledged_by, message.acknowledged_at = took
+            message.next_escalation_at = None
+            continue
+        alert(ctx, message, message.escalation_level)
+        ctx.count("urgent_escalated")
+
+
+AUTOMATION = Automation(
+    name=NAME,
+    summary="Route every patient message to its pool; urgent ones to a person at once",
+    trigger=Event(MESSAGE_RECEIVED),
+    run=run,
+    owner="nurses",
+    units=(
+        # Reading a message in the shared inbox and passing it to the right person: about 2
+        # minutes (CLINICFLOW_UNIT_MINUTES overrides it for the practice).
+        Unit("message_routed", minutes_saved=2.0),
+        # The "we got your message, expect an answer by ..." a person would otherwise type.
+        Unit("acknowledgement_sent", minutes_saved=1.0),
+        Unit("urgent_escalated", minutes_saved=0.0),
+        Unit("urgent_alert", minutes_saved=0.0),
+    ),
+)
+
+ESCALATION_AUTOMATION = Automation(
+    name=ESCALATION,
+    summary="Alert the next person on the rota about urgent messages nobody has taken",
+    trigger=Schedule("* * * * *"),
+    run=escalate,
+    owner="nurses",
+    units=(
+        Unit("urgent_escalated", minutes_saved=0.0),
+        Unit("urgent_alert", minutes_saved=0.0),
+    ),
+)

@@ -1,0 +1,80 @@
+"""The triage decision: the union of the two layers, its reasons, and what `classify` prints."""
+
+from __future__ import annotations
+
+import pytest
+
+from clinicflow.automations.triage.decide import Triage, default_triage
+from clinicflow.automations.triage.lexicon import load_lexicon
+from clinicflow.automations.triage.model import Example, train
+from clinicflow.automations.triage.pools import POOLS
+
+
+@pytest.fixture(scope="module")
+def triage() -> Triage:
+    return default_triage()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "X, can't come, chest pain",
+        "cant breath since this morning",
+        "denies chest pain but I can't breathe",
+        "me quiero morir",
+        "No puedo respirar bien y tengo los labios morados",
+    ],
+)
+def test_an_urgent_message_goes_to_urgent_with_the_phrase_in_its_reasons(
+    triage: Triage, text: str
+) -> None:
+    decision = triage.decide(text)
+    assert decision.urgent
+    assert decision.pool == "urgent"
+    assert any(r.startswith("red flag") and "not counted" not in r for r in decision.reasons)
+
+
+@pytest.mark.parametrize(
+    ("text", "pool"),
+    [
+        ("Can I get a refill of my lisinopril sent to the CVS on Main?", "medication"),
+        ("I need to reschedule my appointment on Tuesday", "appointment"),
+        ("I got a bill for $145 but my insurance should have covered it", "billing"),
+    ],
+)
+def test_routine_messages_go_to_their_pool_and_the_classifier_says_how_sure(
+    triage: Triage, text: str, pool: str
+) -> None:
+    decision = triage.decide(text)
+    assert (decision.pool, decision.urgent) == (pool, False)
+    assert decision.reasons[-1].startswith(f"classifier: {pool} ")
+    assert set(decision.scores) == set(POOLS)
+
+
+def test_denies_chest_pain_is_not_urgent_and_the_reason_says_the_flag_was_negated(
+    triage: Triage,
+) -> None:
+    decision = triage.decide("Denies chest pain. Needs a refill of metformin.")
+    assert not decision.urgent
+    assert "red flag chest-pain: \u201cchest pain\u201d not counted (negated)" in decision.reasons
+
+
+def test_the_classifier_alone_makes_a_message_urgent_when_the_lexicon_misses_it() -> None:
+    # A model trained where "zzq" means urgent, with a lexicon that knows nothing of it.
+    examples = [Example(f"u{n}", "en", "urgent", f"zzq help now {n}") for n in range(20)]
+    examples += [Example(f"o{n}", "en", "other", f"thanks for the visit {n}") for n in range(20)]
+    model = train(examples, urgent_by_lexicon=lambda _text: False)
+    decision = Triage(load_lexicon(), model).decide("zzq help")
+    assert decision.urgent
+    assert decision.red_flags == ()
+    assert decision.reasons[-1].startswith("classifier: urgent")
+
+
+def test_an_empty_message_is_other_and_decisions_keep_their_order(triage: Triage) -> None:
+    texts = ["", "chest pain", "   ", "refill my inhaler please"]
+    decisions = triage.decide_many(texts)
+    assert [d.pool for d in decisions][:3] == ["other", "urgent", "other"]
+    assert decisions[0].reasons == ("empty message",)
+    assert decisions[3].pool == "medication"
+    json = decisions[1].to_json()
+    assert {"pool", "urgent", "reasons", "scores", "model"} <= set(json)
