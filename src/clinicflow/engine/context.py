@@ -198,6 +198,8 @@ class RunContext:
     trigger: TriggerInfo
     dry_run: bool
     actor: str
+    # The names of the automations loaded beside this one (one may hand work to another).
+    loaded: frozenset[str] = frozenset()
     _units: dict[str, int] = field(default_factory=dict)
 
     def count(self, unit: str, n: int = 1) -> None:

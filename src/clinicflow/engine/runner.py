@@ -158,6 +158,7 @@ def _run_automation(
             trigger=TriggerInfo(run.trigger_kind, run.trigger_key, run.scheduled_for, event),
             dry_run=dry_run,
             actor=f"automation:{run.automation}",
+            loaded=frozenset(a.name for a in rt.registry.automations()),
         )
         automation.run(ctx)
         finished = finish_run(

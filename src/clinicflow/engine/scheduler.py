@@ -110,6 +110,17 @@ def run_daily_hooks(rt: EngineRuntime, now: datetime) -> list[str]:
     return ran
 
 
+def dispatch_due_events(rt: EngineRuntime, enqueuer: Enqueuer) -> int:
+    """Start the runs for events not yet dispatched (the worker's fast loop); how many."""
+    with rt.db.transaction() as session:
+        runs = dispatch_events(
+            session, registry=rt.registry, now=rt.clock.now(), limit=rt.policy.batch_size
+        )
+    for run_id in runs:
+        enqueuer.enqueue_run(run_id)
+    return len(runs)
+
+
 def tick(rt: EngineRuntime, enqueuer: Enqueuer) -> TickReport:
     """One tick: schedules, events, reconciliation, daily hooks; then enqueue what is due."""
     now = rt.clock.now()

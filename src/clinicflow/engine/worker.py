@@ -19,7 +19,7 @@ from clinicflow.engine.runtime import (
     register_daily_hook,
     worker_identity,
 )
-from clinicflow.engine.scheduler import tick
+from clinicflow.engine.scheduler import dispatch_due_events, tick
 from clinicflow.engine.tasks import bind_tasks
 from clinicflow.security.audit import anchor_dir_for, catch_up_audit_index, write_head_anchor
 from clinicflow.security.phi import PhiCipher
@@ -29,6 +29,10 @@ from clinicflow.store import Database
 logger = logging.getLogger(__name__)
 
 DEFAULT_TICK_S = 5.0
+# Events are picked up more often than the tick: an urgent message waits for event hops
+# (reply stored -> reminder-replies -> message-triage), and each hop would otherwise wait for
+# the next tick. One indexed query for undispatched events; it finds none most of the time.
+EVENTS_S = 0.5
 
 
 def _forever(step: Callable[[], object], what: str, stop: threading.Event, every_s: float) -> None:
@@ -68,7 +72,13 @@ def serve(
             args=(lambda: tick(rt, queue), "tick", stop, tick_s),
             name="clinicflow-tick",
             daemon=True,
-        )
+        ),
+        threading.Thread(
+            target=_forever,
+            args=(lambda: dispatch_due_events(rt, queue), "events", stop, min(EVENTS_S, tick_s)),
+            name="clinicflow-events",
+            daemon=True,
+        ),
     ]
     if periodic:
         owner = worker_identity()

@@ -37,6 +37,7 @@ class Permission(StrEnum):
     WORK_VIEW = "work:view"  # the review queue (descriptions may name patients)
     WORK_ACT = "work:act"  # claim, note, resolve, hand to another pool
     MESSAGES_VIEW = "messages:view"  # patients' messages in and out, the sandbox outbox
+    MESSAGES_POST = "messages:post"  # post a patient's message for triage (API, portal bridge)
     AUTOMATIONS_VIEW = "automations:view"  # automations, runs, failures (no PHI)
     AUTOMATIONS_MANAGE = "automations:manage"  # enable, disable, run now, dry run
     SCHEDULE_DECIDE = "schedule:decide"  # accept or dismiss an overbooking suggestion
@@ -69,10 +70,17 @@ _CARE_TEAM = {
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.FRONT_DESK: frozenset(_CARE_TEAM | {Permission.MESSAGES_VIEW, Permission.SCHEDULE_DECIDE}),
+    Role.FRONT_DESK: frozenset(
+        _CARE_TEAM
+        | {Permission.MESSAGES_VIEW, Permission.MESSAGES_POST, Permission.SCHEDULE_DECIDE}
+    ),
     Role.SCHEDULER: frozenset(_CARE_TEAM | {Permission.SCHEDULE_DECIDE}),
-    Role.NURSE: frozenset(_CARE_TEAM | {Permission.MESSAGES_VIEW, Permission.ONCALL_EDIT}),
-    Role.PHYSICIAN: frozenset(_CARE_TEAM | {Permission.MESSAGES_VIEW, Permission.ONCALL_EDIT}),
+    Role.NURSE: frozenset(
+        _CARE_TEAM | {Permission.MESSAGES_VIEW, Permission.MESSAGES_POST, Permission.ONCALL_EDIT}
+    ),
+    Role.PHYSICIAN: frozenset(
+        _CARE_TEAM | {Permission.MESSAGES_VIEW, Permission.MESSAGES_POST, Permission.ONCALL_EDIT}
+    ),
     Role.BILLING: frozenset(_CARE_TEAM),
     Role.AUTOMATION_ENGINEER: frozenset(
         {

@@ -31,6 +31,7 @@ from clinicflow.web.routes import (
     review,
     today,
     tokens,
+    triage,
     users,
     waitlist,
 )
@@ -127,6 +128,7 @@ def create_app(
     app.include_router(users.router)
     app.include_router(pages.router)
     app.include_router(impact.router)
+    app.include_router(triage.router)
     app.include_router(api.router)
     app.include_router(jwks.router)
     app.include_router(patient_pages_router)

@@ -125,11 +125,19 @@ class Guard:
     """A route dependency that checks one permission (or documents why a route is public)."""
 
     def __init__(
-        self, permission: Permission | None, *, public_reason: str | None = None, mfa: bool = True
+        self,
+        permission: Permission | None,
+        *,
+        public_reason: str | None = None,
+        mfa: bool = True,
+        keeps_alive: bool = True,
     ) -> None:
         self.permission = permission
         self.public_reason = public_reason
         self.mfa = mfa
+        # False for what a page asks by itself (the alarm poll): it must not keep an
+        # unattended screen signed in, so it never refreshes the session's last-seen time.
+        self.keeps_alive = keeps_alive
 
     def __repr__(self) -> str:
         return f"Guard({self.permission or 'public: ' + str(self.public_reason)})"
@@ -194,7 +202,7 @@ class Guard:
             check = check_session(
                 session, request.cookies.get(SESSION_COOKIE), policy=session_policy(state), now=now
             )
-        if check.needs_write:
+        if check.end_reason is not None or (check.touch and self.keeps_alive):
             with state.db.transaction() as session:
                 apply_session_check(session, check, now=now)
         active = check.active
@@ -236,9 +244,12 @@ async def _check_csrf(request: Request, staff: Staff) -> None:
         )
 
 
-def require(permission: Permission) -> Callable[[Request], Coroutine[Any, Any, Staff | None]]:
-    """The guard for a route that needs `permission`."""
-    return Guard(permission)
+def require(
+    permission: Permission, *, keeps_alive: bool = True
+) -> Callable[[Request], Coroutine[Any, Any, Staff | None]]:
+    """The guard for a route that needs `permission` (`keeps_alive=False`: a background poll,
+    which leaves the session's idle clock alone)."""
+    return Guard(permission, keeps_alive=keeps_alive)
 
 
 def public(reason: str) -> Callable[[Request], Coroutine[Any, Any, Staff | None]]:

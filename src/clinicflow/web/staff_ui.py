@@ -77,6 +77,19 @@ def _urgent_count(state: AppState) -> int:
     return int(count or 0)
 
 
+CLINICAL_ROLES = frozenset({"nurse", "physician"})
+
+
+def alarm_roles(staff: Staff | None) -> bool:
+    """Whether this person's screens carry the live urgent-message alarm."""
+    return (
+        staff is not None
+        and staff.session is not None
+        and staff.session.mfa_passed
+        and staff.user.role in CLINICAL_ROLES
+    )
+
+
 def render(
     request: Request,
     template: str,
@@ -107,6 +120,8 @@ def render(
             "staff": staff,
             "nav": nav,
             "urgent_alarm": alarm,
+            # The live urgent-message alarm (staff.js polls /alarms) on clinicians' screens.
+            "alarms": alarm_roles(staff),
             "idle_seconds": state.settings.idle_logoff_minutes * 60,
             "zone": state.settings.timezone,
             **context,

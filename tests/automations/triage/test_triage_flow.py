@@ -198,6 +198,9 @@ def test_a_cancel_by_text_that_mentions_chest_pain_reaches_a_nurse_and_gets_the_
     assert "call 911" in safety
     assert "chest" not in safety
     assert _work_item(practice, message.work_item_key or "").pool == "urgent"
+    with practice.rt.db.transaction() as session:
+        pools = set(session.scalars(select(WorkItem.pool)))
+    assert pools == {"urgent"}  # one work item, not a second one at the front desk
 
 
 def test_a_routine_message_from_the_api_gets_its_pool_a_due_time_and_an_acknowledgement(

@@ -8,8 +8,9 @@ reply is matched to the latest reminder that asked this phone for a reply.
   confirmation to the patient.
 - R: a work item for the front desk with the patient's words, and a "we will call" text.
 - free text (anything that is not one of the keywords): `message.received`, and message-triage
-  screens it for red flags, routes it to its pool and tells the patient it arrived; a keyword
-  we cannot tie to a visit: a front-desk work item with the patient's words.
+  screens it for red flags, routes it to its pool and tells the patient it arrived (with
+  message-triage off or not installed, a front-desk work item instead); a keyword we cannot tie
+  to a visit: a front-desk work item with the patient's words.
 - Y / N to a waitlist offer (the newest thing this phone was asked, offer or reminder): Y
   claims the slot (`waitlist.claimed`; waitlist-backfill books it or says it was taken), N
   passes on it and leaves the patient on the list.
@@ -44,6 +45,7 @@ from clinicflow.engine import (
     ehr_write_key,
     message_key,
     record_event,
+    switch_for,
     work_item_key,
 )
 from clinicflow.engine.payloads import MessageChannel, OutgoingMessage
@@ -62,6 +64,7 @@ REPLY_WINDOW = timedelta(days=14)
 OFFER_REPLY_WINDOW = timedelta(days=2)
 NO_WORDS = frozenset({"n", "no"})
 MESSAGE_RECEIVED = "message.received"
+TRIAGE = "message-triage"
 # Patient cancellation (HL7 appointment-cancellation-reason).
 PATIENT_CANCELLED = "pat"
 _ACKS = {
@@ -110,30 +113,47 @@ def run(ctx: RunContext) -> None:
             _ask_front_desk(ctx, message, visits, f"asked to reschedule: \u201c{words}\u201d")
             _acknowledge(ctx, message, intent, visits)
             ctx.count("reschedule_request", len(visits))
-        elif intent is Intent.OTHER:
-            # Free text is message-triage's: it screens for red flags, routes to the right
-            # pool and answers only with its safety, receipt or acknowledgement template.
-            patients = sorted({v.patient_id for v in visits if v.patient_id})
-            record_event(
-                ctx.session,
-                event_type=MESSAGE_RECEIVED,
-                resource_type="InboundMessage",
-                resource_id=str(message.id),
-                at=ctx.now,
-                payload={
-                    "channel": message.channel,
-                    **({"patient_id": patients[0]} if len(patients) == 1 else {}),
-                    "appointments": [v.fhir_id for v in visits],
-                },
-            )
-            outcome["triage"] = "message.received"
-            ctx.count("reply_for_staff")
         else:
-            why = f"answered \u201c{words}\u201d but no recent reminder asked them"
-            _ask_front_desk(ctx, message, visits, why)
+            if intent is Intent.OTHER:
+                _to_triage(ctx, message, visits)
+                outcome["triage"] = MESSAGE_RECEIVED
+            if intent is not Intent.OTHER or not _triage_on(ctx):
+                # A keyword no reminder asked for, or free text while message-triage is off
+                # or not installed (nobody would route it): a person at the front desk reads it.
+                why = (
+                    f"sent a reply we did not act on: \u201c{words}\u201d"
+                    if intent is Intent.OTHER
+                    else f"answered \u201c{words}\u201d but no recent reminder asked them"
+                )
+                _ask_front_desk(ctx, message, visits, why)
             ctx.count("reply_for_staff")
     message.handled_at = ctx.now
     message.outcome = outcome
+
+
+def _to_triage(ctx: RunContext, message: InboundMessage, visits: list[Appointment]) -> None:
+    """`message.received`: message-triage screens free text for red flags and routes it."""
+    patients = sorted({v.patient_id for v in visits if v.patient_id})
+    record_event(
+        ctx.session,
+        event_type=MESSAGE_RECEIVED,
+        resource_type="InboundMessage",
+        resource_id=str(message.id),
+        at=ctx.now,
+        payload={
+            "channel": message.channel,
+            **({"patient_id": patients[0]} if len(patients) == 1 else {}),
+            "appointments": [v.fhir_id for v in visits],
+        },
+    )
+
+
+def _triage_on(ctx: RunContext) -> bool:
+    """message-triage is loaded and not switched off: free text is its to route."""
+    if TRIAGE not in ctx.loaded:
+        return False
+    switch = switch_for(ctx.session, TRIAGE)
+    return switch is None or switch.enabled
 
 
 def _says_no(ctx: RunContext, message: InboundMessage) -> bool:

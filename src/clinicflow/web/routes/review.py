@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
+from clinicflow.automations.triage.corrections import message_of_work_item, record_move
+from clinicflow.automations.triage.pools import POOLS as MESSAGE_POOLS
 from clinicflow.engine import (
     WorkItemId,
     add_note,
@@ -18,6 +22,7 @@ from clinicflow.engine import (
 )
 from clinicflow.errors import EngineError
 from clinicflow.security.permissions import Permission, Role
+from clinicflow.store.engine import WorkItem
 from clinicflow.web.audit_views import view_detail
 from clinicflow.web.auth import Staff, require
 from clinicflow.web.health import State
@@ -26,8 +31,11 @@ from clinicflow.web.staff_ui import URGENT_PRIORITIES, cipher_of, render
 
 router = APIRouter()
 
-# The pools work is handed between; a role starts on its own pool's queue.
-POOLS = ("front-desk", "scheduling", "nurses", "physicians", "billing", "automation-team")
+# The pools work is handed between; a role starts on its own pool's queue. The message pools
+# are where message-triage puts patients' messages; moving one between them is a correction
+# triage learns from.
+STAFF_POOLS = ("front-desk", "scheduling", "nurses", "physicians", "billing", "automation-team")
+POOLS = (*STAFF_POOLS, *(p for p in MESSAGE_POOLS if p not in STAFF_POOLS))
 ROLE_POOL = {
     Role.FRONT_DESK: "front-desk",
     Role.SCHEDULER: "scheduling",
@@ -138,10 +146,21 @@ def _act(
                 if pool not in POOLS:
                     raise EngineError("Choose the pool to hand this to.", code="work_item.pool")
                 hand_to_pool(session, wid, pool=pool, actor=user, now=now)
+                _keep_correction(session, wid, pool, user=user, now=now)
     except EngineError as exc:
         return work_item_page(request, state, staff, item_id, error=exc.message)
     target = "/review" if action in ("resolve", "hand-over") else f"/review/{item_id}"
     return RedirectResponse(target, status_code=303)
+
+
+def _keep_correction(
+    session: Session, wid: WorkItemId, pool: str, *, user: str, now: datetime
+) -> None:
+    """A patient's message moved to another message pool: triage keeps the correction."""
+    item = session.get(WorkItem, wid)
+    message = message_of_work_item(session, item.key) if item is not None else None
+    if message is not None and pool in MESSAGE_POOLS:
+        record_move(session, message, to_pool=pool, by=user, now=now)
 
 
 @router.post("/review/{item_id}/claim", response_model=None)
