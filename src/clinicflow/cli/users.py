@@ -1,4 +1,4 @@
-"""`clinicflow users add|list|reset-mfa|disable|demo-code`: staff accounts from the command line.
+"""`clinicflow users add|list|reset-mfa|disable|alert-phone|demo-code`: staff accounts.
 
 The first admin is made here; after that, people are added here too (MFA is set up by each user
 at their first sign-in, in the browser).
@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from clinicflow.cli.runtime import Runtime
 from clinicflow.errors import InputError
-from clinicflow.security.accounts import create_user, disable_user, reset_mfa
+from clinicflow.security.accounts import create_user, disable_user, reset_mfa, set_alert_phone
 from clinicflow.security.passwords import hashing_for
 from clinicflow.security.permissions import parse_role
 from clinicflow.store.staff import StaffUser
@@ -120,6 +120,23 @@ def disable(username: Annotated[str, typer.Argument(help="Who leaves the practic
     with rt.db.transaction() as session:
         disable_user(session, username=username, by=_operator(), now=rt.clock.now())
     rt.console.print(f"disabled {username}")
+
+
+@app.command("alert-phone")
+def alert_phone(
+    username: Annotated[str, typer.Argument(help="A nurse or clinician on the on-call rota")],
+    phone: Annotated[
+        str | None, typer.Argument(help="Mobile number, e.g. +15555550123; leave out to clear")
+    ] = None,
+) -> None:
+    """Where urgent-message alerts reach someone when on call (a text with no PHI)."""
+    rt = Runtime.load()
+    with rt.db.transaction() as session:
+        user = set_alert_phone(
+            session, username=username, phone=phone, by=_operator(), now=rt.clock.now()
+        )
+    what = f"urgent alerts go to {phone}" if phone else "no alert phone: the on-screen alarm only"
+    rt.console.print(f"{user.username}: {what}", highlight=False)
 
 
 @app.command("demo-code")

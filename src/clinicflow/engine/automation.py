@@ -51,10 +51,15 @@ class Event:
 
     One automation may answer several events that ask for the same work: a slot freed by a
     cancellation and one freed by a reschedule are both backfilled by waitlist-backfill.
+    With `coalesce`, the events one dispatch finds are handed to one run together
+    (`ctx.trigger.events`), for an automation that does one small job per event and pays more
+    for a run than for the job (message-triage: one decision per message, many messages at
+    a busy moment). Each event is still in exactly one run.
     """
 
     type: str
     also: tuple[str, ...] = ()
+    coalesce: bool = False
 
     @property
     def kind(self) -> TriggerKind:

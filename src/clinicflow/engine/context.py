@@ -46,6 +46,9 @@ class TriggerInfo:
     key: str
     scheduled_for: datetime
     event: EventInfo | None = None
+    # Every event of a coalescing run (`Event(..., coalesce=True)`), `event` first; else
+    # `(event,)` for an event run and () for the others.
+    events: tuple[EventInfo, ...] = ()
 
 
 class EffectRecorder:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from clinicflow.engine.states import EffectId, EffectState, RunId
@@ -217,6 +217,46 @@ def mark_done(
         updated_at=now,
         lease_expires_at=None,
     )
+
+
+def mark_many_done(
+    session: Session,
+    done: Sequence[tuple[EffectId, Mapping[str, object] | None]],
+    *,
+    owner: str,
+    now: datetime,
+) -> bool:
+    """`mark_done` for many effects of one worker in one statement; True only if every one
+    was still this worker's to mark (else the caller rolls back and marks them one by one)."""
+    if not done:
+        return True
+    table = Effect.__table__
+    stmt = (
+        update(Effect.__table__)  # type: ignore[arg-type]  # a Table, typed as FromClause
+        .where(
+            table.c.id == bindparam("effect_id"),
+            # Not IN (...): an expanding list cannot be used in an executemany.
+            or_(table.c.state == EffectState.IN_FLIGHT, table.c.state == EffectState.UNKNOWN),
+            table.c.lease_owner == owner,
+        )
+        .values(
+            state=EffectState.DONE,
+            result=bindparam("done_result", type_=table.c.result.type),
+            finished_at=now,
+            updated_at=now,
+            lease_expires_at=None,
+        )
+    )
+    connection = session.connection()
+    if not connection.dialect.supports_sane_multi_rowcount:
+        return all(
+            mark_done(session, effect_id, owner=owner, now=now, result=result)
+            for effect_id, result in done
+        )
+    changed = connection.execute(
+        stmt, [{"effect_id": i, "done_result": dict(r or {})} for i, r in done]
+    )
+    return bool(changed.rowcount == len(done))
 
 
 def mark_for_retry(

@@ -107,6 +107,12 @@ def load_event(session: Session, event_id: EventId) -> EventInfo | None:
     return None if row is None else _info(row)
 
 
+def load_events(session: Session, event_ids: Sequence[EventId]) -> tuple[EventInfo, ...]:
+    """Events by id, in the order given (those that no longer exist left out)."""
+    rows = {r.id: r for r in session.scalars(select(Event).where(Event.id.in_(event_ids)))}
+    return tuple(_info(rows[i]) for i in event_ids if i in rows)
+
+
 def dispatch_events(
     session: Session, *, registry: Registry, now: datetime, limit: int = 200
 ) -> list[RunId]:
@@ -126,10 +132,19 @@ def dispatch_events(
         .with_for_update(skip_locked=True)
     )
     created: list[RunId] = []
+    coalescing = {
+        a.name
+        for a in registry.automations()
+        if isinstance(a.trigger, EventTrigger) and a.trigger.coalesce
+    }
+    gathered: dict[str, list[Event]] = {}
     for event in session.scalars(stmt):
         for name in subscribers.get(event.type, []):
             switch = switches.get(name)
             if switch is not None and not switch.enabled:
+                continue
+            if name in coalescing:
+                gathered.setdefault(name, []).append(event)
                 continue
             run_id = create_run(
                 session,
@@ -144,6 +159,23 @@ def dispatch_events(
             if run_id is not None:
                 created.append(run_id)
         event.dispatched_at = now
+    for name, events in gathered.items():
+        # One run for them all, keyed by its first event: each event is in one run only (the
+        # events are locked, or on SQLite written, by this dispatch alone).
+        run_id = create_run(
+            session,
+            automation=name,
+            trigger_kind=TriggerKind.EVENT,
+            trigger_key=event_trigger_key(events[0].id),
+            scheduled_for=events[0].occurred_at,
+            requested_by=f"event:{events[0].type}"
+            + (f" +{len(events) - 1}" if len(events) > 1 else ""),
+            now=now,
+            event_id=EventId(events[0].id),
+            event_ids=[EventId(e.id) for e in events],
+        )
+        if run_id is not None:
+            created.append(run_id)
     if created:
         logger.info("events dispatched", extra={"runs": len(created)})
     return created

@@ -15,7 +15,7 @@ from typing import Protocol
 from clinicflow.clock import FakeClock
 from clinicflow.engine.context import EffectRecorder, RunContext, RunLogger, TriggerInfo
 from clinicflow.engine.effects import effect_counts, pending_ids_of_run
-from clinicflow.engine.events import load_event
+from clinicflow.engine.events import load_event, load_events
 from clinicflow.engine.execution import Execution, execute_effect
 from clinicflow.engine.keys import manual_trigger_key
 from clinicflow.engine.review import effective_owner
@@ -134,6 +134,11 @@ def _run_automation(
         dry_run = run.dry_run or switch.dry_run
         pool = effective_owner(session, rt, run.automation)
         event = load_event(session, run.event_id) if run.event_id is not None else None
+        events = (
+            load_events(session, run.event_ids)
+            if run.event_ids
+            else ((event,) if event is not None else ())
+        )
         ctx = RunContext(
             session=session,
             now=now,
@@ -155,7 +160,9 @@ def _run_automation(
             run_id=run.id,
             automation=automation,
             owner=pool,
-            trigger=TriggerInfo(run.trigger_kind, run.trigger_key, run.scheduled_for, event),
+            trigger=TriggerInfo(
+                run.trigger_kind, run.trigger_key, run.scheduled_for, event, events
+            ),
             dry_run=dry_run,
             actor=f"automation:{run.automation}",
             loaded=frozenset(a.name for a in rt.registry.automations()),

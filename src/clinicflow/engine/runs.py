@@ -7,6 +7,7 @@ it left nothing behind but the lease).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +41,7 @@ class RunRecord:
     units: dict[str, int]
     error_code: str | None
     error_message: str | None
+    event_ids: tuple[EventId, ...] = ()  # a coalescing run's events, `event_id` first
 
 
 def _record(row: AutomationRun) -> RunRecord:
@@ -60,6 +62,7 @@ def _record(row: AutomationRun) -> RunRecord:
         units=dict(row.units or {}),
         error_code=row.error_code,
         error_message=row.error_message,
+        event_ids=tuple(EventId(i) for i in row.event_ids or ()),
     )
 
 
@@ -74,6 +77,7 @@ def create_run(
     now: datetime,
     dry_run: bool = False,
     event_id: EventId | None = None,
+    event_ids: Sequence[EventId] | None = None,
 ) -> RunId | None:
     """Queue a run unless (automation, trigger_key) already has one; the new id, or None."""
     values: dict[str, Any] = {
@@ -81,6 +85,7 @@ def create_run(
         "trigger_kind": trigger_kind.value,
         "trigger_key": trigger_key,
         "event_id": event_id,
+        "event_ids": list(event_ids) if event_ids else None,
         "state": RunState.QUEUED.value,
         "dry_run": dry_run,
         "requested_by": requested_by,

@@ -407,3 +407,32 @@ def reset_mfa(session: Session, *, username: str, by: str, now: datetime) -> Sta
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     record_access(session, Actor.user(by), "mfa-reset", [], at=now, detail={"user": user.username})
     return identity_of(user)
+
+
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+
+
+def set_alert_phone(
+    session: Session, *, username: str, phone: str | None, by: str, now: datetime
+) -> StaffIdentity:
+    """Where urgent-message alerts reach this person when on call (E.164), or none."""
+    user = find_user(session, username)
+    if user is None:
+        raise InputError(f"There is no user {username!r}.", where="username", code="user.unknown")
+    cleaned = re.sub(r"[\s().-]", "", phone) if phone else None
+    if cleaned is not None and not _E164.match(cleaned):
+        raise InputError(
+            f"{phone!r} is not a phone number in international form, e.g. +15555550123.",
+            where="phone",
+            code="user.phone",
+        )
+    user.notify_phone = cleaned
+    record_access(
+        session,
+        Actor.user(by),
+        "user-alert-phone",
+        [],
+        at=now,
+        detail={"user": user.username, "set": cleaned is not None},
+    )
+    return identity_of(user)

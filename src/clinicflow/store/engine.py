@@ -47,6 +47,8 @@ class AutomationRun(Base):
     trigger_kind: Mapped[str] = mapped_column(String(16))
     trigger_key: Mapped[str] = mapped_column(String(200))
     event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"))
+    # A coalescing run's events (the first is `event_id`); None for a run of one event.
+    event_ids: Mapped[list[int] | None] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16))
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     requested_by: Mapped[str] = mapped_column(String(100))

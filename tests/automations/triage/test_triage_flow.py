@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 from tests.automations.reminder_practice import (
     Practice,
     build_practice,
@@ -35,13 +35,12 @@ from clinicflow.ehr.smart import SmartAuth, SmartClient
 from clinicflow.ehr.writeback import EHR_WRITE_BACK
 from clinicflow.engine import claim_work_item, run_now
 from clinicflow.oncall.rota import add_shift
-from clinicflow.security.accounts import create_user
+from clinicflow.security.accounts import create_user, set_alert_phone
 from clinicflow.security.audit import Actor
 from clinicflow.security.passwords import hashing_for
 from clinicflow.security.permissions import Role
 from clinicflow.store import Database
 from clinicflow.store.engine import Effect, WorkItem
-from clinicflow.store.staff import StaffUser
 from clinicflow.store.triage import TriageMessage
 
 NOW = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)  # Wednesday 10:00 in New York
@@ -66,9 +65,7 @@ def practice(db: Database, clock: FakeClock, tmp_path: Path) -> Practice:
                 created_by="test-admin",
             )
         for name, phone in NURSES.items():
-            session.execute(
-                update(StaffUser).where(StaffUser.username == name).values(notify_phone=phone)
-            )
+            set_alert_phone(session, username=name, phone=phone, by="admin", now=NOW)
         # Nora is on call now; Omar's shift starts in an hour; Pia has none.
         add_shift(
             session,

@@ -1,8 +1,9 @@
 """message-triage and urgent-escalation: every patient message to its pool, urgent ones to a
 person at once, nothing clinical answered by the machine.
 
-message-triage runs once per `message.received` (a free-text reply to a reminder, a portal
-Communication from the sync, a message posted to the API). It copies the message into
+message-triage runs for `message.received` (a free-text reply to a reminder, a portal
+Communication from the sync, a message posted to the API), the events that arrive together in
+one run. It copies the message into
 `triage_messages`, decides (`decide.py`), opens a work item in the pool with the pool's due
 time, and sends the patient the pool's template (`replies.py`) by the way the message came. An
 urgent message's work item is priority stat; the ladder's first step is texted at once and the
@@ -13,13 +14,14 @@ next step for each urgent message nobody has taken within `triage_escalate_minut
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
 
 from clinicflow.automations.reminders.visits import contacts
 from clinicflow.automations.triage.decide import Decision, Triage, default_triage
-from clinicflow.automations.triage.escalation import alert, taken
+from clinicflow.automations.triage.escalation import alert, practice_ladder, taken
 from clinicflow.automations.triage.intake import MESSAGE_RECEIVED, message_for_event, text_of
 from clinicflow.automations.triage.pools import answer_within
 from clinicflow.automations.triage.replies import Reply, compose, load_templates
@@ -58,32 +60,46 @@ def triage_for(settings: Settings) -> Triage:
 
 
 def run(ctx: RunContext) -> None:
-    """Triage one message (idempotent: a triaged message is left alone)."""
-    event = ctx.trigger.event
-    if event is None or event.type != MESSAGE_RECEIVED:
+    """Triage the run's messages (idempotent: a triaged message is left alone)."""
+    messages = []
+    for event in ctx.trigger.events:
+        if event.type != MESSAGE_RECEIVED:
+            continue
+        message = message_for_event(ctx.session, ctx.cipher, event)
+        if message is None:
+            ctx.logger.warning(
+                "%s/%s is gone or holds no words", event.resource_type, event.resource_id
+            )
+        elif message.triaged_at is None:
+            messages.append(message)
+    if not messages:
         return
-    message = message_for_event(ctx.session, ctx.cipher, event)
-    if message is None:
-        ctx.logger.warning(
-            "%s/%s is gone or holds no words", event.resource_type, event.resource_id
-        )
-        return
-    if message.triaged_at is not None:
-        return
-    text = text_of(ctx.cipher, message)
-    decision = triage_for(ctx.settings).decide(text)
+    texts = [text_of(ctx.cipher, m) for m in messages]
+    decisions = triage_for(ctx.settings).decide_many(texts)
     record_access(
         ctx.session,
         Actor.automation(NAME),
         "read",
-        [f"TriageMessage/{message.id}", *_patient_refs(message)],
+        [ref for m in messages for ref in (f"TriageMessage/{m.id}", *_patient_refs(m))],
         at=ctx.now,
-        detail={"pool": decision.pool, "urgent": decision.urgent},
+        detail={"messages": len(messages), "urgent": sum(d.urgent for d in decisions)},
     )
+    ladder = practice_ladder(ctx.session, ctx.now) if any(d.urgent for d in decisions) else []
+    for message, text, decision in zip(messages, texts, decisions, strict=True):
+        _route(ctx, message, text, decision, ladder)
+
+
+def _route(
+    ctx: RunContext,
+    message: TriageMessage,
+    text: str,
+    decision: Decision,
+    ladder: Sequence[Sequence[str]],
+) -> None:
+    """Keep the decision, open the work item, alert for an urgent one, answer the patient."""
     due = message.received_at + answer_within(decision.pool, ctx.settings.triage_service_minutes)
     key = work_item_key(NAME, "message", message.source_ref)
     message.pool, message.urgent = decision.pool, decision.urgent
-    message.decision = decision.to_json()
     message.triaged_at = ctx.now
     message.work_item_key = key
     ctx.effects.open_work_item(
@@ -96,13 +112,14 @@ def run(ctx: RunContext) -> None:
         for_ref=f"Patient/{message.patient_id}" if message.patient_id else None,
     )
     ctx.count("message_routed")
+    kept = decision.to_json()
     if decision.urgent:
-        told = alert(ctx, message, 0)
+        kept["alerted"] = alert(ctx, message, 0, ladder)
         ctx.count("urgent_escalated")
-        message.decision = {**decision.to_json(), "alerted": told}
     reply = _reply(ctx, message, decision, due)
     if reply is not None:
-        message.decision = {**(message.decision or {}), "reply": reply.kind}
+        kept["reply"] = reply.kind
+    message.decision = kept
 
 
 def _patient_refs(message: TriageMessage) -> list[str]:
@@ -138,7 +155,7 @@ def _reply(
         _portal_reply(ctx, message, reply)
         ctx.count("acknowledgement_sent")
         return reply
-    route = _route(ctx, message)
+    route = _reply_to(ctx, message)
     if route is None:
         return None
     channel, to = route
@@ -159,7 +176,7 @@ def _reply(
     return reply
 
 
-def _route(ctx: RunContext, message: TriageMessage) -> tuple[MessageChannel, str] | None:
+def _reply_to(ctx: RunContext, message: TriageMessage) -> tuple[MessageChannel, str] | None:
     """Where the reply goes: the text's or e-mail's sender, else the patient's best contact."""
     kind, _, ident = message.source_ref.partition("/")
     if kind == "InboundMessage":
@@ -231,7 +248,9 @@ def escalate(ctx: RunContext) -> None:
 AUTOMATION = Automation(
     name=NAME,
     summary="Route every patient message to its pool; urgent ones to a person at once",
-    trigger=Event(MESSAGE_RECEIVED),
+    # Coalesced: the messages that arrive together are decided together (one classifier
+    # call, one transaction), so a busy morning does not queue one run per message.
+    trigger=Event(MESSAGE_RECEIVED, coalesce=True),
     run=run,
     owner="nurses",
     units=(

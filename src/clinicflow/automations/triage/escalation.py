@@ -95,9 +95,15 @@ def practice_ladder(session: Session, now: datetime) -> list[list[str]]:
     return ladder(on_call, later, clinicians)
 
 
-def alert(ctx: RunContext, message: TriageMessage, level: int) -> list[str]:
-    """Text step `level` of the ladder; returns who was told (with and without a phone)."""
-    names = step_at(practice_ladder(ctx.session, ctx.now), level)
+def alert(
+    ctx: RunContext,
+    message: TriageMessage,
+    level: int,
+    steps: Sequence[Sequence[str]] | None = None,
+) -> list[str]:
+    """Text step `level` of the ladder (`steps`, else the practice's now); returns who was
+    told (with and without a phone)."""
+    names = step_at(steps if steps is not None else practice_ladder(ctx.session, ctx.now), level)
     rows = ctx.session.execute(
         select(StaffUser.username, StaffUser.notify_phone).where(StaffUser.username.in_(names))
     )

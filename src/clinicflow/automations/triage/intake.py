@@ -86,11 +86,11 @@ def message_for_event(
 ) -> TriageMessage | None:
     """The triage row of the message an event is about (made from its source the first time);
     None when the source is gone or holds no words."""
+    if event.resource_type == "TriageMessage":  # posted to the API: stored already
+        return session.get(TriageMessage, int(event.resource_id))
     ref = f"{event.resource_type}/{event.resource_id}"
     found = session.scalar(select(TriageMessage).where(TriageMessage.source_ref == ref))
-    if found is not None or event.resource_type == "TriageMessage":
-        if found is None:
-            found = session.get(TriageMessage, int(event.resource_id))
+    if found is not None:
         return found
     if event.resource_type == "InboundMessage":
         inbound = session.get(InboundMessage, int(event.resource_id))

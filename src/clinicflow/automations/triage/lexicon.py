@@ -90,6 +90,8 @@ class Lexicon:
     modifiers: Modifiers
     source: str
     matcher: WordMatcher = field(compare=False, repr=False, default=WordMatcher(()))
+    # Each flag phrase by its first word, so a message is searched only for what it could hold.
+    index: dict[str, frozenset[Phrase]] = field(compare=False, repr=False, default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +101,20 @@ class Scan:
     words: tuple[str, ...]
     clauses: tuple[int, ...]
     means: tuple[frozenset[str], ...]
+    # Every lexicon word the message stands for, and its own words: a phrase with a word
+    # outside these cannot match, so most phrases are passed over without a search.
+    present: frozenset[str] = frozenset()
+    spelt: frozenset[str] = frozenset()
 
     def part(self, start: int, end: int) -> Scan:
         """Words start..end-1 as a scan of their own."""
-        return Scan(self.words[start:end], self.clauses[start:end], self.means[start:end])
+        means = self.means[start:end]
+        words = self.words[start:end]
+        return Scan(words, self.clauses[start:end], means, _union(means), frozenset(words))
+
+
+def _union(means: Sequence[frozenset[str]]) -> frozenset[str]:
+    return frozenset().union(*means) if means else frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +212,13 @@ def parse_lexicon(text: str, *, source: str) -> Lexicon:
     if not isinstance(not_slips, list) or not all(isinstance(w, str) for w in not_slips):
         raise InputError("not_slips must be a list of words", where=where)
     matcher = WordMatcher((w for p in phrases for w in p), (fold(w) for w in not_slips))
-    return Lexicon(flags, mods, source, matcher)
+    index: dict[str, set[Phrase]] = {}
+    for flag in flags:
+        for phrase in (*flag.phrases, *(p for group in flag.all_of for p in group)):
+            index.setdefault(phrase[0], set()).add(phrase)
+    return Lexicon(
+        flags, mods, source, matcher, {word: frozenset(ps) for word, ps in index.items()}
+    )
 
 
 def lexicon_text(path: str | None = None) -> str:
@@ -220,12 +238,15 @@ def load_lexicon(path: str | None = None) -> Lexicon:
 def scan(lexicon: Lexicon, text: str) -> Scan:
     """`text` read for matching against `lexicon`."""
     message = folded(text)
-    return Scan(message.words, message.clauses, tuple(lexicon.matcher(w) for w in message.words))
+    means = tuple(lexicon.matcher(w) for w in message.words)
+    return Scan(message.words, message.clauses, means, _union(means), frozenset(message.words))
 
 
 def find(message: Scan, phrase: Phrase, *, exact: bool = False) -> list[tuple[int, int]]:
     """Each (first, last) word position where `phrase` occurs in one clause of `message`;
     `exact`: word for word, no slips (modifiers: "se quita" must not read as "se quito")."""
+    if not (message.spelt if exact else message.present).issuperset(phrase):
+        return []
     means = tuple(frozenset((w,)) for w in message.words) if exact else message.means
     clauses, found = message.clauses, []
     first, rest = phrase[0], phrase[1:]
@@ -293,13 +314,19 @@ def red_flags(lexicon: Lexicon, text: str) -> list[Hit]:
     message = scan(lexicon, text)
     mods = lexicon.modifiers
     hedged = any(find(message, p, exact=True) for p in mods.hedging)
+    # Only the phrases that start with a word the message stands for can match.
+    starting = {p for word in message.present for p in lexicon.index.get(word, ())}
     hits: list[Hit] = []
     for flag in lexicon.flags:
         candidates = [
-            _hit(flag, p, message, mods, hedged) for p in flag.phrases if find(message, p)
+            _hit(flag, p, message, mods, hedged)
+            for p in flag.phrases
+            if p in starting and find(message, p)
         ]
         if flag.all_of:
-            groups = [[p for p in group if find(message, p)] for group in flag.all_of]
+            groups = [
+                [p for p in group if p in starting and find(message, p)] for group in flag.all_of
+            ]
             if all(groups):
                 parts = [_hit(flag, group[0], message, mods, hedged) for group in groups]
                 ruled = next((h.ruled_out for h in parts if h.ruled_out), None)

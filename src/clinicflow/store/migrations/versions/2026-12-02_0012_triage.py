@@ -1,4 +1,4 @@
-"""message triage: triaged messages, corrections, staff alert phones
+"""message triage: triaged messages, corrections, staff alert phones, coalesced runs' events
 
 Revision ID: 0012
 Revises: 0011
@@ -83,9 +83,13 @@ def upgrade() -> None:
         )
     with op.batch_alter_table("staff_users", schema=None) as batch_op:
         batch_op.add_column(sa.Column("notify_phone", sa.String(length=32), nullable=True))
+    with op.batch_alter_table("automation_runs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("event_ids", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("automation_runs", schema=None) as batch_op:
+        batch_op.drop_column("event_ids")
     with op.batch_alter_table("staff_users", schema=None) as batch_op:
         batch_op.drop_column("notify_phone")
     op.drop_table("triage_corrections")
