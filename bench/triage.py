@@ -146,7 +146,7 @@ def escalation(data_dir: Path) -> float:
             username="nurse1",
             display_name="Nurse One",
             role=Role.NURSE,
-            password="violet harbour lantern 42",
+            password="violet harbour lantern 42",  # noqa: S106  (a bench account)
             now=clock.now(),
             created_by="bench",
         )

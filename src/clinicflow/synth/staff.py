@@ -27,6 +27,8 @@ from clinicflow.store.staff import StaffUser
 
 DEMO_CREATOR = "demo"
 DEMO_PASSWORD = "sunrise-demo-visit-2026"  # noqa: S105  (printed for the demo; never production)
+# Fictional 555 numbers: urgent-message alerts for the demo's clinicians land in the outbox.
+DEMO_ALERT_PHONES = {"nurse": "+15555550142", "physician": "+15555550143"}
 DEMO_PEOPLE = (
     ("frontdesk", "Dana Front", Role.FRONT_DESK),
     ("scheduler", "Sam Slots", Role.SCHEDULER),
@@ -81,6 +83,7 @@ def ensure_demo_users(
             row = session.get(StaffUser, identity.id)
             assert row is not None  # noqa: S101
             row.totp_last_step = None
+            row.notify_phone = DEMO_ALERT_PHONES.get(username)
         if row.created_by != DEMO_CREATOR or row.totp_secret_enc is None:
             continue  # a real user with a demo name: never print their secret
         secret = cipher.decrypt(row.totp_secret_enc, totp_aad(row.id)).decode()
