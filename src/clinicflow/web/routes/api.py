@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from clinicflow.automations.triage.intake import post_message
 from clinicflow.boards import TodayFilters, today_board
 from clinicflow.channels.sandbox import list_outbox
 from clinicflow.engine import (
@@ -32,7 +33,7 @@ from clinicflow.engine import (
     request_run,
     resolve_work_item,
 )
-from clinicflow.errors import EngineError
+from clinicflow.errors import EngineError, InputError
 from clinicflow.security.permissions import Permission
 from clinicflow.store.bodies import open_body
 from clinicflow.store.replica import FhirResource
@@ -428,3 +429,37 @@ def outbox(
         )
         for m in messages
     ]
+
+
+class MessageIn(BaseModel):
+    text: str = Field(min_length=1, max_length=10_000)
+    patient_id: str | None = Field(None, max_length=64)
+    language: str | None = Field(None, pattern=r"^[a-z]{2}$")
+    in_response_to: str | None = Field(None, max_length=160)
+
+
+class MessageAccepted(BaseModel):
+    id: int
+    status: str = "stored"
+
+
+@router.post("/messages", response_model=MessageAccepted, status_code=202)
+def post_patient_message(
+    state: State, staff: Annotated[Staff, _caller(Permission.MESSAGES_POST)], body: MessageIn
+) -> MessageAccepted:
+    """Store a patient's message for triage; 202 once it is stored (the decision follows)."""
+    try:
+        with state.db.transaction() as session:
+            message_id = post_message(
+                session,
+                cipher_of(state),
+                text=body.text,
+                patient_id=body.patient_id,
+                language=body.language,
+                thread_ref=body.in_response_to,
+                by=staff.actor,
+                now=staff.seen_at,
+            )
+    except InputError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return MessageAccepted(id=message_id)

@@ -36,11 +36,11 @@ router = APIRouter()
 # triage learns from.
 STAFF_POOLS = ("front-desk", "scheduling", "nurses", "physicians", "billing", "automation-team")
 POOLS = (*STAFF_POOLS, *(p for p in MESSAGE_POOLS if p not in STAFF_POOLS))
+# Nurses and physicians start on every pool: patients' messages land in the message pools
+# (urgent, clinical-question, medication, results), and urgent items sort to the top.
 ROLE_POOL = {
     Role.FRONT_DESK: "front-desk",
     Role.SCHEDULER: "scheduling",
-    Role.NURSE: "nurses",
-    Role.PHYSICIAN: "physicians",
     Role.BILLING: "billing",
 }
 Viewer = Annotated[Staff, Depends(require(Permission.WORK_VIEW))]

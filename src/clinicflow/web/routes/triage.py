@@ -1,10 +1,9 @@
-"""Urgent messages on staff screens, acknowledging them, and messages posted for triage.
+"""Urgent messages on clinicians' screens, and acknowledging them.
 
-`/alarms` is what every signed-in page asks every few seconds (staff.js): how many urgent
-messages nobody has acknowledged, and their work items. It holds no PHI (no names, no words)
-and never keeps a session alive, so an unattended screen still signs out. `POST
-/api/v1/messages` stores a patient's message and its `message.received` before it answers; the
-triage decision follows within seconds on the worker.
+`/alarms` is what every signed-in clinician's page asks every few seconds (staff.js): the
+urgent messages nobody has acknowledged, and their work items. It holds no PHI (no names, no
+words) and never keeps a session alive, so an unattended screen still signs out. Messages are
+posted for triage through the REST API (`POST /api/v1/messages`, in `routes/api.py`).
 """
 
 from __future__ import annotations
@@ -13,11 +12,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import RedirectResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from clinicflow.automations.triage.corrections import acknowledge
-from clinicflow.automations.triage.intake import post_message
 from clinicflow.errors import InputError
 from clinicflow.security.permissions import Permission
 from clinicflow.store.engine import WorkItem
@@ -25,12 +23,10 @@ from clinicflow.store.triage import TriageMessage
 from clinicflow.web.auth import Staff, require
 from clinicflow.web.health import State
 from clinicflow.web.params import RowId
-from clinicflow.web.staff_ui import cipher_of
 
 router = APIRouter()
 Poller = Annotated[Staff, Depends(require(Permission.WORK_VIEW, keeps_alive=False))]
 Actor = Annotated[Staff, Depends(require(Permission.WORK_ACT))]
-Poster = Annotated[Staff, Depends(require(Permission.MESSAGES_POST))]
 
 
 class UrgentWaiting(BaseModel):
@@ -83,35 +79,3 @@ def acknowledge_urgent(state: State, staff: Actor, message_id: RowId) -> Respons
     except InputError as exc:
         raise HTTPException(404, exc.message) from None
     return RedirectResponse(f"/review/{item}" if item else "/review?pool=urgent", 303)
-
-
-class MessageIn(BaseModel):
-    text: str = Field(min_length=1, max_length=10_000)
-    patient_id: str | None = Field(None, max_length=64)
-    language: str | None = Field(None, pattern=r"^[a-z]{2}$")
-    in_response_to: str | None = Field(None, max_length=160)
-
-
-class MessageAccepted(BaseModel):
-    id: int
-    status: str = "stored"
-
-
-@router.post("/api/v1/messages", response_model=MessageAccepted, status_code=202)
-def post_patient_message(state: State, staff: Poster, body: MessageIn) -> MessageAccepted:
-    """Store a patient's message for triage; 202 once it is stored (the decision follows)."""
-    try:
-        with state.db.transaction() as session:
-            message_id = post_message(
-                session,
-                cipher_of(state),
-                text=body.text,
-                patient_id=body.patient_id,
-                language=body.language,
-                thread_ref=body.in_response_to,
-                by=staff.actor,
-                now=staff.seen_at,
-            )
-    except InputError as exc:
-        raise HTTPException(422, str(exc)) from None
-    return MessageAccepted(id=message_id)
