@@ -35,7 +35,14 @@ if TYPE_CHECKING:
 URGENT_RECALL_ON_TRAIN = 0.995
 THRESHOLD_CAP = 0.0
 SEED = 20261202
-TRAIN_SETS = ("train", "train_extra_a", "train_extra_b", "train_extra_c", "train_extra_d")
+TRAIN_SETS = (
+    "train",
+    "train_extra_a",
+    "train_extra_b",
+    "train_extra_c",
+    "train_extra_d",
+    "train_extra_e",
+)
 
 
 @dataclass(frozen=True, slots=True)
