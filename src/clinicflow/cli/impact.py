@@ -16,9 +16,9 @@ from clinicflow.impact.proposals import portfolio
 from clinicflow.impact.report import (
     csv_text,
     html_report,
+    line_cells,
     portfolio_rows,
     trend_rows,
-    units_text,
 )
 from clinicflow.impact.trends import practice_trends
 
@@ -123,15 +123,7 @@ def report(
     for column in ("week of", "automation", "runs", "units", "hours", "money", "revenue"):
         table.add_column(column, justify="right" if column in ("runs", "hours") else "left")
     for line in lines:
-        table.add_row(
-            line.week_of.isoformat(),
-            line.automation,
-            str(len(line.run_ids)),
-            units_text(line),
-            f"{line.hours:.1f}",
-            f"${line.money_cents / 100:,.2f}",
-            f"${line.revenue_cents / 100:,.2f}",
-        )
+        table.add_row(*line_cells(line))
     rt.console.print(table)
     rt.console.print(
         f"total: {sums.hours:.1f} staff hours saved, ${sums.money_cents / 100:,.2f}; "

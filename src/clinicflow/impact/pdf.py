@@ -18,11 +18,11 @@ from clinicflow.impact.ledger import WeekLine, totals
 from clinicflow.impact.proposals import Standing
 from clinicflow.impact.report import (
     hours_chart_svg,
+    line_cells,
     money_chart_svg,
     portfolio_rows,
     rates_chart_svg,
     trend_rows,
-    units_text,
 )
 from clinicflow.impact.trends import Trends
 
@@ -70,18 +70,7 @@ def pdf_report(
     _table(
         pdf,
         ("Week of", "Automation", "Runs", "Units", "Hours", "Money", "Revenue"),
-        [
-            (
-                line.week_of.isoformat(),
-                line.automation,
-                str(len(line.run_ids)),
-                units_text(line),
-                f"{line.hours:.1f}",
-                f"${line.money_cents / 100:,.2f}",
-                f"${line.revenue_cents / 100:,.2f}",
-            )
-            for line in lines
-        ],
+        [line_cells(line) for line in lines],
         widths=(20, 30, 10, 65, 13, 21, 21),
     )
     if trends is not None:

@@ -40,6 +40,19 @@ def units_text(line: WeekLine) -> str:
     )
 
 
+def line_cells(line: WeekLine) -> tuple[str, ...]:
+    """One line as a table shows it: week, automation, runs, units, hours, money, revenue."""
+    return (
+        line.week_of.isoformat(),
+        line.automation,
+        str(len(line.run_ids)),
+        units_text(line),
+        f"{line.hours:.1f}",
+        f"${line.money_cents / 100:,.2f}",
+        f"${line.revenue_cents / 100:,.2f}",
+    )
+
+
 def csv_text(lines: Sequence[WeekLine]) -> str:
     """Every line as CSV, with the runs behind it (ids space-separated)."""
     out = io.StringIO()

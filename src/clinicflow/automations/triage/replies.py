@@ -15,26 +15,12 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
+from clinicflow.automations.reminders.dates import ES_DAYS_LONG, ES_MONTHS_LONG
 from clinicflow.automations.triage.pools import APPOINTMENT, POOLS, URGENT, is_clinical
 from clinicflow.errors import InputError
 
 KINDS = ("safety", "receipt", "acknowledgement", "booking")
 LANGUAGES = ("en", "es")
-_MONTHS_ES = (
-    "enero",
-    "febrero",
-    "marzo",
-    "abril",
-    "mayo",
-    "junio",
-    "julio",
-    "agosto",
-    "septiembre",
-    "octubre",
-    "noviembre",
-    "diciembre",
-)
-_DAYS_ES = ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +87,9 @@ def kind_for(pool: str, *, has_booking_link: bool) -> str:
 def when_text(at: datetime, language: str) -> str:
     """A due time as a patient reads it, in their language ("Thu 3 Dec, 4:30 PM")."""
     if language == "es":
-        return f"{_DAYS_ES[at.weekday()]} {at.day} de {_MONTHS_ES[at.month - 1]}, {at:%H:%M}"
+        return (
+            f"{ES_DAYS_LONG[at.weekday()]} {at.day} de {ES_MONTHS_LONG[at.month - 1]}, {at:%H:%M}"
+        )
     return f"{at:%a} {at.day} {at:%b}, {at:%I:%M %p}".replace(" 0", " ")
 
 
