@@ -15,6 +15,7 @@ from tests.web.staff_support import csrf_of, sign_in
 from clinicflow.clock import FakeClock
 from clinicflow.ehr import sync_folder
 from clinicflow.engine import Priority, open_work_item
+from clinicflow.security.accounts import set_alert_phone
 from clinicflow.security.permissions import Role
 from clinicflow.security.phi import PhiCipher
 from clinicflow.settings import Settings
@@ -189,6 +190,13 @@ def test_the_on_call_rota_takes_shifts_and_says_who_is_on_now(
     )
     assert added.status_code == 200
     assert "On call now: Nurse" in page_text(added.text)
+    # Without an alert phone the rota says the urgent texts cannot reach her; with one, where.
+    assert "no alert phone: on-screen alarm only" in page_text(added.text)
+    with sqlite_db.transaction() as session:
+        set_alert_phone(
+            session, username="nurse", phone="+15557770042", by="admin", now=clock.now()
+        )
+    assert "to \u20260042" in page_text(app_client.get("/on-call").text)
     wrong = app_client.post(
         "/on-call",
         data={

@@ -46,6 +46,14 @@ def _page(
                 .order_by(StaffUser.display_name)
             )
         )
+        phones = {
+            row.username: row.notify_phone
+            for row in session.execute(
+                select(StaffUser.username, StaffUser.notify_phone).where(
+                    StaffUser.username.in_({s.username for s in shifts})
+                )
+            )
+        }
     return render(
         request,
         "staff/oncall.html",
@@ -54,6 +62,8 @@ def _page(
         shifts=shifts,
         current=current,
         people=people,
+        # Where each person's urgent-message texts go, the number masked to its last digits.
+        alert_to={name: f"\u2026{phone[-4:]}" if phone else None for name, phone in phones.items()},
         error=error,
         status_code=status_code,
         can_edit=Permission.ONCALL_EDIT in ROLE_PERMISSIONS[staff.user.role],
