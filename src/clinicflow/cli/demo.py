@@ -51,6 +51,8 @@ def demo(
             f"{sum(counts.values()):,} FHIR resources"
         )
     _sync(rt, practice)
+    # The staff exist before anything runs: urgent portal messages alert the demo's clinicians.
+    people = _demo_users(rt)
     engine = build_runtime(rt.settings, db=rt.db, cipher=rt.cipher, clock=rt.clock)
     for automation in engine.registry.automations():
         if isinstance(automation.trigger, Schedule):
@@ -59,7 +61,7 @@ def demo(
     story = cancel_one_visit(rt, engine)
     if story:
         say(story)
-    _print_demo_users(rt, _demo_users(rt))
+    _print_demo_users(rt, people)
     if not serve:
         return
     helper = _start_worker() if worker else None

@@ -224,3 +224,40 @@ def test_a_routine_message_from_the_api_gets_its_pool_a_due_time_and_an_acknowle
     (ack,) = _sent_to(practice, MOBILE)
     assert "Our billing team will reply by Fri 4 Dec" in ack
     assert all(_sent_to(practice, phone) == [] for phone in NURSES.values())
+
+
+def test_an_urgent_message_with_no_clinician_to_tell_is_told_to_the_first_one_who_can_be(
+    db: Database, clock: FakeClock, tmp_path: Path
+) -> None:
+    lonely = build_practice(db, clock, tmp_path, now=NOW, extra=(TRIAGE, ESCALATION))
+    with lonely.rt.db.transaction() as session:
+        post_message(
+            session,
+            lonely.cipher,
+            text="my baby is 5 weeks old and has a fever of 38.6",
+            patient_id=None,
+            language=None,
+            thread_ref=None,
+            by=Actor.user("portal-bridge"),
+            now=lonely.clock.now(),
+        )
+    lonely.settle()
+    message = _message(lonely)
+    assert message.urgent
+    assert message.escalation_level == 0  # nobody was told, so step 0 is still to come
+    with lonely.rt.db.transaction() as session:
+        create_user(
+            session,
+            hashing_for("test"),
+            username="nora",
+            display_name="Nora",
+            role=Role.NURSE,
+            password="a long test passphrase 1",
+            now=NOW,
+            created_by="test-admin",
+        )
+        set_alert_phone(session, username="nora", phone=NURSES["nora"], by="admin", now=NOW)
+    lonely.clock.advance(timedelta(minutes=1))
+    run_now(lonely.rt, "urgent-escalation", requested_by="test")
+    assert len(_sent_to(lonely, NURSES["nora"])) == 1
+    assert _message(lonely).escalation_level == 1

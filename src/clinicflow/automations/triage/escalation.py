@@ -125,6 +125,11 @@ def alert(
             ),
         )
         ctx.count("urgent_alert")
+    if not names:
+        # Nobody to tell yet (no clinician has an account): the same step again in a minute,
+        # so the first people who can be told are, and the ladder does not skip past them.
+        message.next_escalation_at = ctx.now + timedelta(minutes=1)
+        return names
     message.escalation_level = level + 1
     message.next_escalation_at = ctx.now + timedelta(minutes=ctx.settings.triage_escalate_minutes)
     return names
