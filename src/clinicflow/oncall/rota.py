@@ -2,7 +2,7 @@
 
 A shift covers [starts_at, ends_at). Shifts may overlap (a hand-over half hour, a second person
 on a busy night): everyone on call at an instant is told. A gap is allowed but visible: the rota
-page shows it, and triage then falls back to the clinical pool's queue with its alarm.
+page shows it, and triage then alerts every nurse (`automations/triage/escalation.py`).
 """
 
 from __future__ import annotations
