@@ -15,13 +15,13 @@ from tests.web.staff_support import csrf_of, sign_in
 from clinicflow.clock import FakeClock
 from clinicflow.ehr import sync_folder
 from clinicflow.engine import Priority, open_work_item
-from clinicflow.security.accounts import set_alert_phone
 from clinicflow.security.permissions import Role
 from clinicflow.security.phi import PhiCipher
 from clinicflow.settings import Settings
 from clinicflow.store import Database
 from clinicflow.store.engine import WorkItem, WorkItemNote
 from clinicflow.store.replica import Appointment
+from clinicflow.store.staff import StaffUser
 
 
 def test_today_lists_the_days_visits_by_provider_with_confirmation(
@@ -192,11 +192,22 @@ def test_the_on_call_rota_takes_shifts_and_says_who_is_on_now(
     assert "On call now: Nurse" in page_text(added.text)
     # Without an alert phone the rota says the urgent texts cannot reach her; with one, where.
     assert "no alert phone: on-screen alarm only" in page_text(added.text)
+    bad = app_client.post(
+        "/on-call/alert-phone", data={"csrf_token": token, "person": "nurse", "phone": "12345"}
+    )
+    assert bad.status_code == 422
+    assert "not a phone number in international form" in bad.text
+    saved = app_client.post(
+        "/on-call/alert-phone",
+        data={"csrf_token": token, "person": "nurse", "phone": "+1 555 777 0042"},
+    )
+    assert saved.status_code == 200
+    assert "to \u20260042" in page_text(saved.text)
     with sqlite_db.transaction() as session:
-        set_alert_phone(
-            session, username="nurse", phone="+15557770042", by="admin", now=clock.now()
-        )
-    assert "to \u20260042" in page_text(app_client.get("/on-call").text)
+        stored = session.scalars(
+            sa.select(StaffUser.notify_phone).where(StaffUser.username == "nurse")
+        ).one()
+    assert stored == "+15557770042"
     wrong = app_client.post(
         "/on-call",
         data={

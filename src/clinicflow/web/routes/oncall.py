@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from clinicflow.errors import InputError
 from clinicflow.oncall import add_shift, on_call_at, remove_shift, shifts_between
+from clinicflow.security.accounts import set_alert_phone
 from clinicflow.security.permissions import ROLE_PERMISSIONS, Permission, Role
 from clinicflow.store.staff import StaffUser
 from clinicflow.web.auth import Staff, require
@@ -105,6 +106,29 @@ def add(
                 starts_at=_local(starts, zone, "starts"),
                 ends_at=_local(ends, zone, "ends"),
                 note=note,
+                by=staff.user.username,
+                now=staff.seen_at,
+            )
+    except InputError as exc:
+        return _page(request, state, staff, error=exc.message, status_code=422)
+    return RedirectResponse("/on-call", status_code=303)
+
+
+@router.post("/on-call/alert-phone", response_model=None)
+def alert_phone(
+    request: Request,
+    state: State,
+    staff: Editor,
+    person: Annotated[str, Form(max_length=64)],
+    phone: Annotated[str, Form(max_length=32)] = "",
+) -> Response:
+    """Where a clinician's urgent-message texts go (blank: none, the on-screen alarm only)."""
+    try:
+        with state.db.transaction() as session:
+            set_alert_phone(
+                session,
+                username=person,
+                phone=phone.strip() or None,
                 by=staff.user.username,
                 now=staff.seen_at,
             )
