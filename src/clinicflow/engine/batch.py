@@ -326,8 +326,8 @@ def _steps(
         for handler, ids in groups.values()
         for start in range(0, len(ids), MANY_CHUNK)
     ]
-    # Transactional effects of one handler (work items) go in chunks too: one transaction
-    # for the chunk, a savepoint for each, so one that fails is undone alone.
+    # Transactional effects of one handler (work items) go in chunks too: one transaction for
+    # the chunk (`_call_together`), which falls back to one at a time if any of them fails.
     together: dict[int, tuple[EffectHandler, list[EffectId]]] = {}
     single: list[_Step] = []
     for step in alone:
@@ -386,7 +386,6 @@ def _call_together(
     # Any failure of the chunk sends its effects down the one-by-one path, which settles each.
     except Exception:  # noqa: BLE001
         session.rollback()
-        session.close()
         return {c.effect_id: _call(rt, handler, c, owner) for c in calls}
     finally:
         session.close()

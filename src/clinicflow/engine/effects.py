@@ -232,7 +232,7 @@ def mark_many_done(
         return True
     table = Effect.__table__
     stmt = (
-        update(Effect.__table__)  # type: ignore[arg-type]  # a Table, typed as FromClause
+        update(table)  # type: ignore[arg-type]  # a Table, typed as FromClause
         .where(
             table.c.id == bindparam("effect_id"),
             # Not IN (...): an expanding list cannot be used in an executemany.

@@ -118,10 +118,13 @@ def dispatch_events(
 ) -> list[RunId]:
     """Create runs for undispatched events and mark them dispatched; the new run ids."""
     subscribers: dict[str, list[str]] = {}
+    coalescing: set[str] = set()
     for automation in registry.automations():
         if isinstance(automation.trigger, EventTrigger):
             for event_type in automation.trigger.types:
                 subscribers.setdefault(event_type, []).append(automation.name)
+            if automation.trigger.coalesce:
+                coalescing.add(automation.name)
     switches = all_switches(session)
     # SKIP LOCKED lets two PostgreSQL dispatchers share the backlog instead of queueing on it.
     stmt = (
@@ -132,11 +135,6 @@ def dispatch_events(
         .with_for_update(skip_locked=True)
     )
     created: list[RunId] = []
-    coalescing = {
-        a.name
-        for a in registry.automations()
-        if isinstance(a.trigger, EventTrigger) and a.trigger.coalesce
-    }
     gathered: dict[str, list[Event]] = {}
     for event in session.scalars(stmt):
         for name in subscribers.get(event.type, []):

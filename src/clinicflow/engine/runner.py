@@ -165,7 +165,7 @@ def _run_automation(
             ),
             dry_run=dry_run,
             actor=f"automation:{run.automation}",
-            loaded=frozenset(a.name for a in rt.registry.automations()),
+            loaded=frozenset(rt.registry.names()),
         )
         automation.run(ctx)
         finished = finish_run(

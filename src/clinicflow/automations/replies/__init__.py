@@ -150,10 +150,7 @@ def _to_triage(ctx: RunContext, message: InboundMessage, visits: list[Appointmen
 
 def _triage_on(ctx: RunContext) -> bool:
     """message-triage is loaded and not switched off: free text is its to route."""
-    if TRIAGE not in ctx.loaded:
-        return False
-    switch = switch_for(ctx.session, TRIAGE)
-    return switch is None or switch.enabled
+    return TRIAGE in ctx.loaded and switch_for(ctx.session, TRIAGE).enabled
 
 
 def _says_no(ctx: RunContext, message: InboundMessage) -> bool:
