@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store.engine import SandboxMessage, sandbox_message_aad
-from clinicflow.store.messaging import InboundMessage, inbound_message_aad
+from clinicflow.store.messaging import InboundMessage, inbound_sender, inbound_text
 
 __all__ = [
     "InboundView",
@@ -85,10 +85,8 @@ def inbound_messages(
         InboundView(
             id=m.id,
             channel=m.channel,
-            sender=cipher.decrypt(
-                m.sender_enc, inbound_message_aad(m.provider_id, "from")
-            ).decode(),
-            text=cipher.decrypt(m.body_enc, inbound_message_aad(m.provider_id, "body")).decode(),
+            sender=inbound_sender(cipher, m),
+            text=inbound_text(cipher, m),
             intent=m.intent,
             received_at=m.received_at,
             handled_at=m.handled_at,

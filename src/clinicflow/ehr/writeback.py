@@ -26,7 +26,7 @@ from clinicflow.ehr.validate import check_resource
 from clinicflow.engine import Delivery, EffectCall, HandlerEnv, register_effect_handler
 from clinicflow.errors import EhrError, InputError
 from clinicflow.security.audit import Actor
-from clinicflow.store.bodies import open_body
+from clinicflow.store.bodies import read_body
 from clinicflow.store.replica import FhirResource
 
 EHR_WRITE_BACK = "ehr.write_back"
@@ -295,14 +295,7 @@ def _execute_local(call: EffectCall, env: HandlerEnv, change: WriteBack) -> Mapp
 
 def load_resource(env: HandlerEnv, resource_type: str, fhir_id: str) -> dict[str, Any] | None:
     """The stored resource, decrypted (the caller audits the write that follows)."""
-    body = env.session.execute(
-        select(FhirResource.body).where(
-            FhirResource.resource_type == resource_type, FhirResource.fhir_id == fhir_id
-        )
-    ).scalar_one_or_none()
-    if body is None:
-        return None
-    loaded: dict[str, Any] = open_body(env.cipher, body, resource_type, fhir_id)
+    loaded: dict[str, Any] | None = read_body(env.session, env.cipher, resource_type, fhir_id)
     return loaded
 
 

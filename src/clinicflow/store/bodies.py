@@ -30,9 +30,12 @@ from typing import Any
 
 import orjson
 import zstandard
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from clinicflow.errors import SecurityError
 from clinicflow.security.phi import PhiCipher
+from clinicflow.store.replica import FhirResource
 
 COMPRESSED = b"Z"
 CURRENT_DICTIONARY = 1
@@ -119,3 +122,14 @@ def seal_body(cipher: PhiCipher, canonical: bytes, resource_type: str, fhir_id: 
 def open_body(cipher: PhiCipher, body: bytes, resource_type: str, fhir_id: str) -> Any:
     """The resource a stored body holds; SecurityError if it was altered or moved to another row."""
     return orjson.loads(json_of(cipher.decrypt(body, body_aad(resource_type, fhir_id))))
+
+
+def read_body(session: Session, cipher: PhiCipher, resource_type: str, fhir_id: str) -> Any:
+    """The stored resource `resource_type/fhir_id`, decrypted; None if the replica has none.
+    The caller audits the read."""
+    body = session.scalar(
+        select(FhirResource.body).where(
+            FhirResource.resource_type == resource_type, FhirResource.fhir_id == fhir_id
+        )
+    )
+    return None if body is None else open_body(cipher, body, resource_type, fhir_id)

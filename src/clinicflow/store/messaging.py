@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from clinicflow.security.phi import PhiCipher
 from clinicflow.security.registry import register_encrypted_column
 from clinicflow.store.base import Base, UTCDateTime
 from clinicflow.store.engine import IdType
@@ -102,6 +103,20 @@ class PracticeFlag(Base):
 def inbound_message_aad(provider_id: str, part: str) -> bytes:
     """AAD of one part ("from", "body") of an inbound message."""
     return f"inbound_message:{provider_id}:{part}".encode()
+
+
+def inbound_text(cipher: PhiCipher, message: InboundMessage) -> str:
+    """What the patient wrote, in clear."""
+    return cipher.decrypt(
+        message.body_enc, inbound_message_aad(message.provider_id, "body")
+    ).decode()
+
+
+def inbound_sender(cipher: PhiCipher, message: InboundMessage) -> str:
+    """Who sent it (a phone number or an e-mail address), in clear."""
+    return cipher.decrypt(
+        message.sender_enc, inbound_message_aad(message.provider_id, "from")
+    ).decode()
 
 
 register_encrypted_column(

@@ -52,7 +52,12 @@ from clinicflow.engine.payloads import MessageChannel, OutgoingMessage
 from clinicflow.engine.states import EffectState
 from clinicflow.security.audit import Actor, record_access
 from clinicflow.store.engine import Effect
-from clinicflow.store.messaging import InboundMessage, ReminderClaim, inbound_message_aad
+from clinicflow.store.messaging import (
+    InboundMessage,
+    ReminderClaim,
+    inbound_sender,
+    inbound_text,
+)
 from clinicflow.store.replica import Appointment, Patient
 from clinicflow.store.waitlist import WaitlistOffer
 
@@ -91,9 +96,7 @@ def run(ctx: RunContext) -> None:
     else:
         visits = _visits_answered(ctx, message)
         outcome["visits"] = [v.fhir_id for v in visits]
-        words = ctx.cipher.decrypt(
-            message.body_enc, inbound_message_aad(message.provider_id, "body")
-        ).decode()
+        words = inbound_text(ctx.cipher, message)
         record_access(
             ctx.session,
             Actor.automation(NAME),
@@ -154,8 +157,7 @@ def _triage_on(ctx: RunContext) -> bool:
 
 
 def _says_no(ctx: RunContext, message: InboundMessage) -> bool:
-    words = ctx.cipher.decrypt(message.body_enc, inbound_message_aad(message.provider_id, "body"))
-    return normalise(words.decode()) in NO_WORDS
+    return normalise(inbound_text(ctx.cipher, message)) in NO_WORDS
 
 
 def _offer_answered(
@@ -338,10 +340,7 @@ def _reply_route(
     ctx: RunContext, message: InboundMessage, email: str | None
 ) -> tuple[str | None, MessageChannel, str | None]:
     if message.channel == MessageChannel.SMS.value:
-        sender = ctx.cipher.decrypt(
-            message.sender_enc, inbound_message_aad(message.provider_id, "from")
-        ).decode()
-        return sender, MessageChannel.SMS, None
+        return inbound_sender(ctx.cipher, message), MessageChannel.SMS, None
     if email is None:
         return None, MessageChannel.EMAIL, None
     digest = ctx.cipher.blind_index("email", email)

@@ -43,7 +43,7 @@ from clinicflow.engine import (
 )
 from clinicflow.security.audit import Actor, record_access
 from clinicflow.settings import Settings
-from clinicflow.store.messaging import InboundMessage, inbound_message_aad
+from clinicflow.store.messaging import InboundMessage, inbound_sender
 from clinicflow.store.replica import Patient
 from clinicflow.store.triage import TriageMessage
 
@@ -182,10 +182,7 @@ def _reply_to(ctx: RunContext, message: TriageMessage) -> tuple[MessageChannel, 
     if kind == "InboundMessage":
         inbound = ctx.session.get(InboundMessage, int(ident))
         if inbound is not None:
-            sender = ctx.cipher.decrypt(
-                inbound.sender_enc, inbound_message_aad(inbound.provider_id, "from")
-            ).decode()
-            return MessageChannel(inbound.channel), sender
+            return MessageChannel(inbound.channel), inbound_sender(ctx.cipher, inbound)
     if message.patient_id is None:
         return None
     contact = contacts(ctx.session, ctx.cipher, [message.patient_id]).get(message.patient_id)

@@ -22,9 +22,9 @@ from clinicflow.engine.upsert import insert_returning_id
 from clinicflow.errors import InputError
 from clinicflow.security.audit import Actor, record_access
 from clinicflow.security.phi import PhiCipher
-from clinicflow.store.bodies import open_body
-from clinicflow.store.messaging import InboundMessage, inbound_message_aad
-from clinicflow.store.replica import Communication, FhirResource, Patient
+from clinicflow.store.bodies import read_body
+from clinicflow.store.messaging import InboundMessage, inbound_text
+from clinicflow.store.replica import Communication, Patient
 from clinicflow.store.triage import TriageMessage, triage_body_aad
 
 MESSAGE_RECEIVED = "message.received"
@@ -85,7 +85,7 @@ def message_for_event(
     session: Session, cipher: PhiCipher, event: EventInfo
 ) -> TriageMessage | None:
     """The triage row of the message an event is about (made from its source the first time);
-    None when the source is gone or holds no words."""
+    None when the source is gone."""
     if event.resource_type == "TriageMessage":  # posted to the API: stored already
         return session.get(TriageMessage, int(event.resource_id))
     ref = f"{event.resource_type}/{event.resource_id}"
@@ -96,9 +96,7 @@ def message_for_event(
         inbound = session.get(InboundMessage, int(event.resource_id))
         if inbound is None:
             return None
-        text = cipher.decrypt(
-            inbound.body_enc, inbound_message_aad(inbound.provider_id, "body")
-        ).decode()
+        text = inbound_text(cipher, inbound)
         patient = event.payload.get("patient_id")
         return _store(
             session,
@@ -112,15 +110,9 @@ def message_for_event(
         )
     if event.resource_type == "Communication":
         row = session.get(Communication, event.resource_id)
-        stored = session.scalar(
-            select(FhirResource.body).where(
-                FhirResource.resource_type == "Communication",
-                FhirResource.fhir_id == event.resource_id,
-            )
-        )
-        if row is None or stored is None:
+        resource = read_body(session, cipher, "Communication", event.resource_id)
+        if row is None or resource is None:
             return None
-        resource = open_body(cipher, stored, "Communication", event.resource_id)
         return _store(
             session,
             cipher,
