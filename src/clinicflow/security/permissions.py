@@ -11,7 +11,15 @@ from enum import StrEnum
 
 from clinicflow.errors import InputError
 
-__all__ = ["PHI_PERMISSIONS", "ROLE_PERMISSIONS", "Permission", "Role", "parse_role", "role_may"]
+__all__ = [
+    "CLINICAL_ROLES",
+    "PHI_PERMISSIONS",
+    "ROLE_PERMISSIONS",
+    "Permission",
+    "Role",
+    "parse_role",
+    "role_may",
+]
 
 
 class Role(StrEnum):
@@ -26,6 +34,11 @@ class Role(StrEnum):
     LEADERSHIP = "leadership"
     COMPLIANCE = "compliance"
     ADMIN = "admin"
+
+
+# The roles that answer patients' clinical questions: the on-call rota, urgent-message
+# alerts and the on-screen alarm are theirs.
+CLINICAL_ROLES = frozenset({Role.NURSE, Role.PHYSICIAN})
 
 
 class Permission(StrEnum):

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from clinicflow.clock import local_text
 from clinicflow.engine.states import OPEN_WORK_ITEM_STATUSES, Priority
-from clinicflow.security.permissions import Permission
+from clinicflow.security.permissions import CLINICAL_ROLES, Permission
 from clinicflow.security.phi import PhiCipher, keyring_from_settings
 from clinicflow.store.engine import WorkItem
 from clinicflow.web.auth import Staff
@@ -77,10 +77,7 @@ def _urgent_count(state: AppState) -> int:
     return int(count or 0)
 
 
-CLINICAL_ROLES = frozenset({"nurse", "physician"})
-
-
-def alarm_roles(staff: Staff | None) -> bool:
+def shows_alarm(staff: Staff | None) -> bool:
     """Whether this person's screens carry the live urgent-message alarm."""
     return (
         staff is not None
@@ -121,7 +118,7 @@ def render(
             "nav": nav,
             "urgent_alarm": alarm,
             # The live urgent-message alarm (staff.js polls /alarms) on clinicians' screens.
-            "alarms": alarm_roles(staff),
+            "alarms": shows_alarm(staff),
             "idle_seconds": state.settings.idle_logoff_minutes * 60,
             "zone": state.settings.timezone,
             **context,

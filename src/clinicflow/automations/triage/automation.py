@@ -20,9 +20,10 @@ from datetime import datetime
 from sqlalchemy import select
 
 from clinicflow.automations.reminders.visits import contacts
+from clinicflow.automations.replies import MESSAGE_RECEIVED
 from clinicflow.automations.triage.decide import Decision, Triage, default_triage
-from clinicflow.automations.triage.escalation import alert, practice_ladder, taken
-from clinicflow.automations.triage.intake import MESSAGE_RECEIVED, message_for_event, text_of
+from clinicflow.automations.triage.escalation import alert, practice_ladder, stop_ladder, taken
+from clinicflow.automations.triage.intake import message_for_event, text_of
 from clinicflow.automations.triage.pools import answer_within
 from clinicflow.automations.triage.replies import Reply, compose, load_templates
 from clinicflow.clock import zone_or
@@ -80,7 +81,7 @@ def run(ctx: RunContext) -> None:
         ctx.session,
         Actor.automation(NAME),
         "read",
-        [ref for m in messages for ref in (f"TriageMessage/{m.id}", *_patient_refs(m))],
+        [ref for m in messages for ref in (f"TriageMessage/{m.id}", _patient_ref(m)) if ref],
         at=ctx.now,
         detail={"messages": len(messages), "urgent": sum(d.urgent for d in decisions)},
     )
@@ -109,7 +110,7 @@ def _route(
         priority=Priority.STAT if decision.urgent else Priority.ROUTINE,
         due_at=due,
         focus=f"TriageMessage/{message.id}",
-        for_ref=f"Patient/{message.patient_id}" if message.patient_id else None,
+        for_ref=_patient_ref(message),
     )
     ctx.count("message_routed")
     kept = decision.to_json()
@@ -122,8 +123,8 @@ def _route(
     message.decision = kept
 
 
-def _patient_refs(message: TriageMessage) -> list[str]:
-    return [f"Patient/{message.patient_id}"] if message.patient_id else []
+def _patient_ref(message: TriageMessage) -> str | None:
+    return f"Patient/{message.patient_id}" if message.patient_id else None
 
 
 def _description(message: TriageMessage, decision: Decision, text: str) -> str:
@@ -166,7 +167,7 @@ def _reply(
             to=to,
             body=reply.text,
             subject=f"{ctx.settings.practice_name}: we received your message",
-            for_ref=f"Patient/{message.patient_id}" if message.patient_id else None,
+            for_ref=_patient_ref(message),
             focus=f"TriageMessage/{message.id}",
             zone=str(zone),
             purpose=Purpose.REPLY,
@@ -207,9 +208,9 @@ def _portal_reply(ctx: RunContext, message: TriageMessage, reply: Reply) -> None
         "sender": {"display": ctx.settings.practice_name},
         "payload": [{"contentString": reply.text}],
     }
-    if message.patient_id:
-        resource["subject"] = {"reference": f"Patient/{message.patient_id}"}
-        resource["recipient"] = [{"reference": f"Patient/{message.patient_id}"}]
+    if (patient := _patient_ref(message)) is not None:
+        resource["subject"] = {"reference": patient}
+        resource["recipient"] = [{"reference": patient}]
     change = WriteBack(Change.CREATE, "Communication", fhir_id, resource=resource)
     ctx.effects.record(
         EHR_WRITE_BACK,
@@ -232,13 +233,16 @@ def escalate(ctx: RunContext) -> None:
         .order_by(TriageMessage.received_at)
         .limit(200)
     )
+    ladder: list[list[str]] | None = None
     for message in waiting:
         took = taken(ctx.session, message)
         if took is not None:
-            message.acknowledged_by, message.acknowledged_at = took
-            message.next_escalation_at = None
+            by, at = took
+            stop_ladder(message, by=by, at=at)
             continue
-        alert(ctx, message, message.escalation_level)
+        if ladder is None:
+            ladder = practice_ladder(ctx.session, ctx.now)
+        alert(ctx, message, message.escalation_level, ladder)
         ctx.count("urgent_escalated")
 
 

@@ -14,7 +14,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clinicflow.automations.triage.pools import POOLS
+from clinicflow.automations.triage.escalation import stop_ladder
+from clinicflow.automations.triage.pools import POOLS, URGENT
 from clinicflow.errors import InputError
 from clinicflow.security.audit import Actor, record_access
 from clinicflow.store.triage import TriageCorrection, TriageMessage
@@ -46,10 +47,8 @@ def record_move(
         )
     )
     message.corrected_pool = to_pool
-    if to_pool != "urgent" and message.urgent and message.acknowledged_at is None:
-        # Moved out of urgent by a person: that person has seen it; stop the ladder.
-        message.acknowledged_at, message.acknowledged_by = now, by
-        message.next_escalation_at = None
+    if to_pool != URGENT and message.urgent and message.acknowledged_at is None:
+        stop_ladder(message, by=by, at=now)  # moved out of urgent: that person has seen it
     record_access(
         session,
         Actor.user(by),
@@ -68,8 +67,7 @@ def acknowledge(session: Session, message_id: int, *, by: str, now: datetime) ->
         raise InputError("There is no such urgent message.", code="triage.not_urgent")
     if message.acknowledged_at is not None:
         return False
-    message.acknowledged_at, message.acknowledged_by = now, by
-    message.next_escalation_at = None
+    stop_ladder(message, by=by, at=now)
     record_access(
         session, Actor.user(by), "triage-acknowledge", [f"TriageMessage/{message.id}"], at=now
     )

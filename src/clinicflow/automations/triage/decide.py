@@ -76,12 +76,12 @@ class Triage:
 
     def _decision(self, hits: list[Hit], scores: dict[str, float]) -> Decision:
         threshold = self.model.urgent_threshold
-        p_urgent = scores.get(URGENT, 0.0)
+        urgent_margin = scores.get(URGENT, 0.0)
         counted = [h for h in hits if h.counts]
         reasons = [h.reason() for h in hits]
-        by_model = p_urgent >= threshold
+        by_model = urgent_margin >= threshold
         if by_model:
-            reasons.append(f"classifier: urgent {p_urgent:.2f} (threshold {threshold:.2f})")
+            reasons.append(f"classifier: urgent {urgent_margin:.2f} (threshold {threshold:.2f})")
         urgent = bool(counted) or by_model
         others = sorted(((p, pool) for pool, p in scores.items() if pool != URGENT), reverse=True)
         if urgent:
@@ -90,7 +90,7 @@ class Triage:
             pool = others[0][1] if others else OTHER
             runner_up = f", next {others[1][1]} {others[1][0]:.2f}" if len(others) > 1 else ""
             reasons.append(
-                f"classifier: {pool} {others[0][0]:.2f}{runner_up}; urgent {p_urgent:.2f} "
+                f"classifier: {pool} {others[0][0]:.2f}{runner_up}; urgent {urgent_margin:.2f} "
                 f"under {threshold:.2f}"
                 if others
                 else "classifier: no pool"

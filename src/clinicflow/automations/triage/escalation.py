@@ -14,12 +14,12 @@ or pressed Acknowledge on the alarm.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clinicflow.automations.triage.pools import URGENT
 from clinicflow.engine import (
     MessageChannel,
     OutgoingMessage,
@@ -29,20 +29,12 @@ from clinicflow.engine import (
     message_key,
 )
 from clinicflow.oncall.rota import LONGEST_SHIFT, on_call_at, shifts_between
-from clinicflow.security.permissions import Role
+from clinicflow.security.permissions import CLINICAL_ROLES, Role
 from clinicflow.store.engine import WorkItem
 from clinicflow.store.staff import StaffUser
 from clinicflow.store.triage import TriageMessage
 
 ALERT_TEXT = "{practice}: an urgent patient message is waiting. Sign in to clinicflow to see it."
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    """Someone who may be alerted."""
-
-    username: str
-    phone: str | None
 
 
 def ladder(
@@ -74,36 +66,28 @@ def step_at(steps: Sequence[Sequence[str]], level: int) -> list[str]:
     return [name for s in steps for name in s]
 
 
-def _users(session: Session, roles: Sequence[Role]) -> list[StaffUser]:
-    return list(
-        session.scalars(
-            select(StaffUser)
-            .where(StaffUser.role.in_([r.value for r in roles]), StaffUser.disabled_at.is_(None))
-            .order_by(StaffUser.username)
-        )
-    )
-
-
 def practice_ladder(session: Session, now: datetime) -> list[list[str]]:
     """The ladder for an urgent message arriving at `now`."""
     on_call = [s.username for s in on_call_at(session, now)]
     later = [s.username for s in shifts_between(session, now, now + LONGEST_SHIFT)]
-    nurses = [u.username for u in _users(session, (Role.NURSE,))]
-    clinicians = [u.username for u in _users(session, (Role.NURSE, Role.PHYSICIAN))]
+    active = session.execute(
+        select(StaffUser.username, StaffUser.role)
+        .where(StaffUser.role.in_(CLINICAL_ROLES), StaffUser.disabled_at.is_(None))
+        .order_by(StaffUser.username)
+    ).all()
+    clinicians = [row.username for row in active]
+    nurses = [row.username for row in active if row.role == Role.NURSE]
     if not on_call and not later:
         return ladder(nurses, [], clinicians)
     return ladder(on_call, later, clinicians)
 
 
 def alert(
-    ctx: RunContext,
-    message: TriageMessage,
-    level: int,
-    steps: Sequence[Sequence[str]] | None = None,
+    ctx: RunContext, message: TriageMessage, level: int, steps: Sequence[Sequence[str]]
 ) -> list[str]:
-    """Text step `level` of the ladder (`steps`, else the practice's now); returns who was
-    told (with and without a phone)."""
-    names = step_at(steps if steps is not None else practice_ladder(ctx.session, ctx.now), level)
+    """Text step `level` of the ladder `steps` (`practice_ladder`, read once per run); returns
+    who was told (with and without a phone)."""
+    names = step_at(steps, level)
     rows = ctx.session.execute(
         select(StaffUser.username, StaffUser.notify_phone).where(StaffUser.username.in_(names))
     )
@@ -135,6 +119,12 @@ def alert(
     return names
 
 
+def stop_ladder(message: TriageMessage, *, by: str, at: datetime) -> None:
+    """Someone has seen the urgent message: nobody else is texted about it."""
+    message.acknowledged_at, message.acknowledged_by = at, by
+    message.next_escalation_at = None
+
+
 ACKNOWLEDGING = frozenset(
     {
         WorkItemStatus.ACCEPTED.value,
@@ -152,6 +142,6 @@ def taken(session: Session, message: TriageMessage) -> tuple[str, datetime] | No
     item = session.scalar(select(WorkItem).where(WorkItem.key == message.work_item_key))
     if item is None:
         return None
-    if item.status in ACKNOWLEDGING or item.pool != "urgent":
+    if item.status in ACKNOWLEDGING or item.pool != URGENT:
         return item.updated_by, item.updated_at
     return None

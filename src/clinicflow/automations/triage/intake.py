@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clinicflow.automations.replies import MESSAGE_RECEIVED
 from clinicflow.automations.triage.text import guess_language
 from clinicflow.engine.events import EventInfo, record_event
 from clinicflow.engine.upsert import insert_returning_id
@@ -27,7 +28,6 @@ from clinicflow.store.messaging import InboundMessage, inbound_text
 from clinicflow.store.replica import Communication, Patient
 from clinicflow.store.triage import TriageMessage, triage_body_aad
 
-MESSAGE_RECEIVED = "message.received"
 MAX_POSTED = 10_000  # characters a posted message may have
 
 

@@ -196,8 +196,8 @@ def parse_lexicon(text: str, *, source: str) -> Lexicon:
     flags = tuple(_flag(entry, n) for n, entry in enumerate(table.get("flag", [])))
     if not flags:
         raise InputError("the red-flag file lists no [[flag]]", where=source)
-    phrases = [p for f in flags for p in (*f.phrases, *(q for g in f.all_of for q in g))]
-    phrases += [
+    flag_phrases = [p for f in flags for p in (*f.phrases, *(q for g in f.all_of for q in g))]
+    phrases = flag_phrases + [
         p
         for group in (
             mods.negation_before,
@@ -213,9 +213,8 @@ def parse_lexicon(text: str, *, source: str) -> Lexicon:
         raise InputError("not_slips must be a list of words", where=where)
     matcher = WordMatcher((w for p in phrases for w in p), (fold(w) for w in not_slips))
     index: dict[str, set[Phrase]] = {}
-    for flag in flags:
-        for phrase in (*flag.phrases, *(p for group in flag.all_of for p in group)):
-            index.setdefault(phrase[0], set()).add(phrase)
+    for phrase in flag_phrases:
+        index.setdefault(phrase[0], set()).add(phrase)
     return Lexicon(
         flags, mods, source, matcher, {word: frozenset(ps) for word, ps in index.items()}
     )
@@ -302,9 +301,16 @@ def _judge(message: Scan, span: tuple[int, int], mods: Modifiers) -> str | None:
     return None
 
 
-def _hit(flag: Flag, phrase: Phrase, message: Scan, mods: Modifiers, hedged: bool) -> Hit:
-    """The best match of `phrase`: one that counts wins over one ruled out."""
-    verdicts = [_judge(message, span, mods) for span in find(message, phrase)]
+def _hit(
+    flag: Flag,
+    phrase: Phrase,
+    spans: Sequence[tuple[int, int]],
+    message: Scan,
+    mods: Modifiers,
+    hedged: bool,
+) -> Hit:
+    """The best of `phrase`'s matches (`spans`): one that counts wins over one ruled out."""
+    verdicts = [_judge(message, span, mods) for span in spans]
     ruled_out = None if None in verdicts else verdicts[0]
     return Hit(flag.id, flag.label, " ".join(phrase), ruled_out, hedged and ruled_out is None)
 
@@ -316,19 +322,18 @@ def red_flags(lexicon: Lexicon, text: str) -> list[Hit]:
     hedged = any(find(message, p, exact=True) for p in mods.hedging)
     # Only the phrases that start with a word the message stands for can match.
     starting = {p for word in message.present for p in lexicon.index.get(word, ())}
+    spans = {p: found for p in starting if (found := find(message, p))}
     hits: list[Hit] = []
     for flag in lexicon.flags:
         candidates = [
-            _hit(flag, p, message, mods, hedged)
-            for p in flag.phrases
-            if p in starting and find(message, p)
+            _hit(flag, p, spans[p], message, mods, hedged) for p in flag.phrases if p in spans
         ]
         if flag.all_of:
-            groups = [
-                [p for p in group if p in starting and find(message, p)] for group in flag.all_of
-            ]
+            groups = [[p for p in group if p in spans] for group in flag.all_of]
             if all(groups):
-                parts = [_hit(flag, group[0], message, mods, hedged) for group in groups]
+                parts = [
+                    _hit(flag, group[0], spans[group[0]], message, mods, hedged) for group in groups
+                ]
                 ruled = next((h.ruled_out for h in parts if h.ruled_out), None)
                 phrase = " + ".join(h.phrase for h in parts)
                 candidates.append(Hit(flag.id, flag.label, phrase, ruled, hedged and not ruled))

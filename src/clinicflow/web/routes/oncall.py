@@ -13,7 +13,7 @@ from sqlalchemy import select
 from clinicflow.errors import InputError
 from clinicflow.oncall import add_shift, on_call_at, remove_shift, shifts_between
 from clinicflow.security.accounts import set_alert_phone
-from clinicflow.security.permissions import ROLE_PERMISSIONS, Permission, Role
+from clinicflow.security.permissions import CLINICAL_ROLES, ROLE_PERMISSIONS, Permission
 from clinicflow.store.staff import StaffUser
 from clinicflow.web.auth import Staff, require
 from clinicflow.web.health import State
@@ -25,7 +25,6 @@ SHOWN_DAYS = 14
 Viewer = Annotated[Staff, Depends(require(Permission.ONCALL_VIEW))]
 Editor = Annotated[Staff, Depends(require(Permission.ONCALL_EDIT))]
 # Who may be on call for urgent messages: people who may answer clinical questions.
-CLINICAL_ROLES = (Role.NURSE.value, Role.PHYSICIAN.value)
 
 
 def _page(
