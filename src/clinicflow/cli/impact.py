@@ -17,6 +17,7 @@ from clinicflow.impact.report import (
     csv_text,
     html_report,
     line_cells,
+    portfolio_cells,
     portfolio_rows,
     trend_rows,
 )
@@ -146,15 +147,5 @@ def report(
         for column in ("#", "process", "owner", "state", "estimate/yr", "actual", "ratio", "flag"):
             board.add_column(column)
         for row in proposals:
-            ratio = row["ratio"]
-            board.add_row(
-                str(row["id"]),
-                str(row["process"]),
-                str(row["owner"]),
-                str(row["state"]),
-                f"${row['savings_per_year_estimated']:,.0f}",
-                f"${row['actual_to_date']:,.2f}",
-                f"{ratio:.0%}" if isinstance(ratio, float) else "",
-                "behind estimate" if row["flagged"] else "",
-            )
+            board.add_row(*portfolio_cells(row))
         rt.console.print(board)

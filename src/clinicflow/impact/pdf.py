@@ -17,9 +17,11 @@ from fpdf import FPDF
 from clinicflow.impact.ledger import WeekLine, totals
 from clinicflow.impact.proposals import Standing
 from clinicflow.impact.report import (
+    METHOD_NOTE,
     hours_chart_svg,
     line_cells,
     money_chart_svg,
+    portfolio_cells,
     portfolio_rows,
     rates_chart_svg,
     trend_rows,
@@ -95,31 +97,11 @@ def pdf_report(
         _table(
             pdf,
             ("#", "Process", "Owner", "State", "Estimate/yr", "Actual", "Ratio", "Flag"),
-            [
-                (
-                    str(row["id"]),
-                    str(row["process"]),
-                    str(row["owner"]),
-                    str(row["state"]),
-                    f"${row['savings_per_year_estimated']:,.0f}",
-                    f"${row['actual_to_date']:,.2f}",
-                    f"{row['ratio']:.0%}" if isinstance(row["ratio"], float) else "",
-                    "behind estimate" if row["flagged"] else "",
-                )
-                for row in portfolio_rows(standings)
-            ],
+            [portfolio_cells(row) for row in portfolio_rows(standings)],
             widths=(8, 45, 25, 18, 24, 22, 14, 24),
         )
     pdf.set_font("helvetica", "I", 8)
-    pdf.multi_cell(
-        0,
-        4,
-        "Minutes per unit are each automation's estimate unless the practice set its own (the "
-        "source is named with each unit); money is minutes x the loaded hourly cost of the role "
-        "that did the task before.",
-        new_x="LMARGIN",
-        new_y="NEXT",
-    )
+    pdf.multi_cell(0, 4, METHOD_NOTE, new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
 

@@ -53,6 +53,14 @@ def line_cells(line: WeekLine) -> tuple[str, ...]:
     )
 
 
+# How the figures were made, printed under every report (HTML, PDF).
+METHOD_NOTE = (
+    "Minutes per unit are each automation's estimate unless the practice set its own (the "
+    "source is named with each unit); money is minutes x the loaded hourly cost of the role "
+    "that did the task before."
+)
+
+
 def csv_text(lines: Sequence[WeekLine]) -> str:
     """Every line as CSV, with the runs behind it (ids space-separated)."""
     out = io.StringIO()
@@ -232,9 +240,7 @@ def html_report(
         "<th>Hours</th><th>Money</th><th>Revenue</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
         f"{_trends_html(trends) if trends is not None else ''}"
-        "<p>Minutes per unit are each automation's estimate unless the practice set its own "
-        "(the source is named with each unit); money is minutes x the loaded hourly cost of "
-        "the role that did the task before.</p></body></html>"
+        f"<p>{METHOD_NOTE}</p></body></html>"
     )
 
 
@@ -317,6 +323,22 @@ def portfolio_rows(standings: Sequence[Standing]) -> list[dict[str, object]]:
         }
         for s in standings
     ]
+
+
+def portfolio_cells(row: Mapping[str, object]) -> tuple[str, ...]:
+    """One `portfolio_rows` row as a table shows it: #, process, owner, state, estimate a
+    year, actual to date, ratio, flag."""
+    ratio = row["ratio"]
+    return (
+        str(row["id"]),
+        str(row["process"]),
+        str(row["owner"]),
+        str(row["state"]),
+        f"${row['savings_per_year_estimated']:,.0f}",
+        f"${row['actual_to_date']:,.2f}",
+        f"{ratio:.0%}" if isinstance(ratio, float) else "",
+        "behind estimate" if row["flagged"] else "",
+    )
 
 
 def portfolio_csv(standings: Sequence[Standing]) -> str:
