@@ -6,7 +6,12 @@ import pytest
 
 from clinicflow.automations.triage.decide import Triage, default_triage
 from clinicflow.automations.triage.lexicon import load_lexicon
-from clinicflow.automations.triage.model import Example, train
+from clinicflow.automations.triage.model import (
+    THRESHOLD_CAP,
+    Example,
+    threshold_within_budget,
+    train,
+)
 from clinicflow.automations.triage.pools import POOLS
 
 
@@ -68,6 +73,21 @@ def test_the_classifier_alone_makes_a_message_urgent_when_the_lexicon_misses_it(
     assert decision.urgent
     assert decision.red_flags == ()
     assert decision.reasons[-1].startswith("classifier: urgent")
+
+
+def test_the_threshold_lets_through_no_more_false_alarms_than_the_budget() -> None:
+    # 20 non-urgent messages, margins -0.05 .. -1.0, none flagged: a 10% budget allows 2.
+    calm = [(-0.05 * n, False) for n in range(1, 21)]
+    threshold = threshold_within_budget(calm, 0.10)
+    assert sum(m >= threshold for m, _ in calm) == 2
+    assert -0.15 < threshold < -0.10
+    # The lexicon's false alarms are spent first: one flagged leaves room for one more.
+    flagged_one = [(m, n == 19) for n, (m, _) in enumerate(calm)]
+    threshold = threshold_within_budget(flagged_one, 0.10)
+    assert sum(m >= threshold for m, flagged in flagged_one if not flagged) == 1
+    # Never above the cap, and the cap when the lexicon alone spends the whole budget.
+    assert threshold_within_budget([(0.5, False)] * 20, 0.10) == THRESHOLD_CAP
+    assert threshold_within_budget([(-0.1, True)] * 3 + [(-0.2, False)] * 17, 0.10) == THRESHOLD_CAP
 
 
 def test_an_empty_message_is_other_and_decisions_keep_their_order(triage: Triage) -> None:
