@@ -120,7 +120,18 @@ def test_evaluate_prints_per_pool_precision_recall_and_the_confusion_matrix(
         "recall": 1.0,
     }
     assert found["confusion"]["medication"]["medication"] == 1
-    table = _run(tmp_path, "triage", "evaluate", models=models)  # the shipped held-out set
+    table = _run(tmp_path, "triage", "evaluate", models=models)  # the shipped held-out sets
     assert table.returncode == 0, table.stderr
     assert "Confusion matrix" in table.stderr
     assert "routing accuracy" in table.stderr
+    assert "over 2000 messages" in table.stderr  # all four files together, then each alone
+    for name in ("heldout", "heldout_b", "heldout_c", "heldout_d"):
+        assert f"{name}.jsonl: routing accuracy" in table.stderr.split("over 2000 messages")[1]
+    pooled = json.loads(_run(tmp_path, "triage", "evaluate", "--json", models=models).stdout)
+    assert sorted(pooled["sets"]) == [
+        f"{n}.jsonl" for n in ("heldout", "heldout_b", "heldout_c", "heldout_d")
+    ]
+    assert (
+        sum(one["pools"]["urgent"]["support"] for one in pooled["sets"].values())
+        == (pooled["pools"]["urgent"]["support"])
+    )

@@ -64,6 +64,9 @@ TRAIN_SETS = (
     "train_extra_f",
     "train_extra_g",
 )
+# The held-out files, each by an author no training file shares, never read in training:
+# `clinicflow triage evaluate` scores them together and one by one.
+HELDOUT_SETS = ("heldout", "heldout_b", "heldout_c", "heldout_d")
 # Folds by author need at least this many authors; fewer: stratified random folds.
 MIN_AUTHORS_FOR_GROUPED_FOLDS = 3
 
@@ -119,6 +122,11 @@ def training_set() -> list[Example]:
     return [
         e for name in TRAIN_SETS if (folder / f"{name}.jsonl").is_file() for e in shipped_set(name)
     ]
+
+
+def heldout_set() -> list[Example]:
+    """Every shipped held-out file, in order (each example knows its file)."""
+    return [e for name in HELDOUT_SETS for e in shipped_set(name)]
 
 
 def read_examples(path: Path) -> list[Example]:
