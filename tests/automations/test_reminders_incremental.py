@@ -203,3 +203,25 @@ def test_every_replica_write_moves_the_generation(practice: Practice) -> None:
     with practice.rt.db.transaction() as session:
         assert generation_of(session, ["Appointment", "Patient"]) == before + 2
         assert generation_of(session, ["Appointment"]) == 1
+
+
+def test_a_visit_that_comes_into_the_planning_window_with_no_replica_change_gets_its_email(
+    practice: Practice,
+) -> None:
+    # Booked long ago, 20 days out: beyond the window (longest lead 7 days + 7 days of closure
+    # slack). Nothing in the replica changes afterwards (a quiet EHR, or a sync that is down).
+    start = NOW + timedelta(days=20)
+    practice.sync(
+        patient("p1", "Maria", mobile=FAMILY_PHONE, email="maria@example.org"),
+        visit("a1", "p1", start, booked=BOOKED),
+    )
+    practice.remind()
+    assert practice.outbox() == []
+    # Hourly runs (as the 5-minute cron would) until the e-mail is due 7 days before.
+    practice.clock.set(NOW + timedelta(days=1))
+    while practice.clock.now() < start - timedelta(days=7):
+        practice.clock.advance(timedelta(hours=1))
+        practice.remind()
+    (email,) = practice.outbox()
+    assert email.channel == "email"
+    assert email.effect_key.startswith("reminder:Appointment/a1:email-7d@")

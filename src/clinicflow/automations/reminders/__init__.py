@@ -133,14 +133,21 @@ def _visits_to_plan(
     generation = generation_of(session, marks.WATCHED_TYPES)
     today = ctx.now.astimezone(ctx.zone).date()
     policy_changed = state.policy != fingerprint
+    replica_changed = policy_changed or state.generation != generation
     wanted: set[str] = set()
+    if not replica_changed:
+        # Only time moved: the visits that came into the window since the last run's horizon
+        # (none of them had a mark; no sync needs to happen for them to need one).
+        since = start_after if state.horizon is None else max(state.horizon, start_after)
+        if since < horizon:
+            wanted |= marks.unplanned(session, since, horizon)
     if ctx.dry_run:
-        if policy_changed or state.generation != generation:
+        if replica_changed:
             wanted |= marks.unplanned(session, start_after, horizon)
         return wanted | marks.due(session, ctx.now)
     if policy_changed:
         marks.drop_all(session)  # every upcoming visit is planned afresh under the new policy
-    if policy_changed or state.generation != generation:
+    if replica_changed:
         went = marks.gone(session)
         wanted |= release_gone(session, went, now=ctx.now)
         marks.drop(session, went)
@@ -148,7 +155,7 @@ def _visits_to_plan(
     if state.swept_on != today:
         wanted |= sweep_voided(session, start_after)
     marks.drop_passed(session, start_after)
-    marks.save_state(session, marks.PlanState(generation, fingerprint, today))
+    marks.save_state(session, marks.PlanState(generation, fingerprint, today, horizon))
     return wanted | marks.due(session, ctx.now)
 
 

@@ -6,6 +6,9 @@ next touchpoint, `policy.next_look`). A run plans only
 - when the replica changed since the last run (`replica_generations`): visits with no mark or
   whose start moved (new bookings, reschedules), found by one join over the planning window,
   and the visits listed together with a visit that went away (see `claims.release_gone`);
+- visits with no mark in the slice of the window that time has added since the last run
+  (between its horizon and this one's): a visit booked weeks ahead comes into the window with
+  no change to the replica, and must still get its first touchpoint;
 - once a day, visits whose message was voided at send time (`claims.sweep_voided`);
 - everything again when the policy changed.
 A run that finds nothing changed and nothing due costs a few indexed lookups, not a plan of
@@ -41,6 +44,7 @@ class PlanState:
     generation: int | None = None
     policy: str | None = None
     swept_on: date | None = None
+    horizon: datetime | None = None  # the far end of the window the last run planned
 
 
 def load_state(session: Session) -> PlanState:
@@ -48,10 +52,12 @@ def load_state(session: Session) -> PlanState:
     values = dict(session.execute(select(ReminderPlanState.name, ReminderPlanState.value)).all())
     generation = values.get("generation")
     swept_on = values.get("swept_on")
+    horizon = values.get("horizon")
     return PlanState(
         generation=int(generation) if generation is not None else None,
         policy=values.get("policy"),
         swept_on=date.fromisoformat(swept_on) if swept_on else None,
+        horizon=datetime.fromisoformat(horizon) if horizon else None,
     )
 
 
@@ -61,6 +67,7 @@ def save_state(session: Session, state: PlanState) -> None:
         "generation": "" if state.generation is None else str(state.generation),
         "policy": state.policy or "",
         "swept_on": state.swept_on.isoformat() if state.swept_on else "",
+        "horizon": state.horizon.isoformat() if state.horizon else "",
     }
     rows = [{"name": k, "value": v} for k, v in sorted(values.items())]
     bulk_insert_ignoring(session, _STATE, rows, conflict_on=["name"], update=["value"])
