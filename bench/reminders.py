@@ -10,7 +10,8 @@ postgres), dropped at the end. For SQLite (the embedded default) and for Postgre
    effects deferred earlier), `execute_run` (plan the visits that came due or changed, claim the
    due touchpoints, record one `message.send` effect per message) and the effects through
    `engine.batch` (one commit per step for the batch; the send-time checks and the sandbox outbox
-   in a few statements per batch).
+   in a few statements per batch), then the worker's audit-index job (the audit rows of the
+   run's contact reads and of the sends are indexed by patient there, in one sorted batch).
    Everything in the loop is timed; nothing else is.
 
 Why a week at hourly steps: it sends exactly what a week of cron runs would (e-mail 7 days
@@ -195,6 +196,7 @@ def simulate_week() -> dict[str, Any]:
     from clinicflow.clock import FakeClock
     from clinicflow.engine import EngineRuntime, Registry, execute_effect, execute_run, tick
     from clinicflow.engine.batch import execute_effects
+    from clinicflow.security.audit import catch_up_audit_index
     from clinicflow.security.phi import PhiCipher, keyring_from_settings
     from clinicflow.settings import Settings
     from clinicflow.store import Database
@@ -232,6 +234,9 @@ def simulate_week() -> dict[str, Any]:
                 execute_effect(rt, effect_id)
         else:
             execute_effects(rt, effects)
+        # The worker's audit-index job (every minute): index the step's audit rows by patient.
+        with db.transaction() as session:
+            catch_up_audit_index(session)
         sent = time.perf_counter()
         work.runs.clear()
         work.effects.clear()

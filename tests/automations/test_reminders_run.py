@@ -26,7 +26,8 @@ from clinicflow.engine import (
     list_open,
 )
 from clinicflow.engine.reconcile import stale_pending
-from clinicflow.security.audit import Actor
+from clinicflow.security.audit import Actor, catch_up_audit_index
+from clinicflow.security.audit_search import AuditQuery, search_audit
 from clinicflow.store import Database
 from clinicflow.store.engine import Effect, Event
 from clinicflow.store.noshow import NoShowScore
@@ -276,3 +277,19 @@ def test_a_visit_scored_likely_to_be_missed_gets_an_extra_reminder_the_day_befor
     sent = [m.effect_key.split(":")[2].split("@")[0] for m in practice.outbox()]
     assert sent == (["sms-2d", "sms-1d-risk"] if risk == 0.3 else ["sms-2d"])
     assert all("Reply C" in m.body for m in practice.outbox())
+
+
+def test_a_patient_audit_search_finds_the_reminder_run_reading_her_contacts_and_the_send(
+    practice: Practice,
+) -> None:
+    # Both rows are indexed by patient in batches (the worker's audit-index job); a search by
+    # patient catches up first, as the audit page does, so it misses neither.
+    practice.sync(
+        patient("p1", "Maria", mobile=MOBILE), visit("a1", "p1", IN_TWO_DAYS, booked=BOOKED)
+    )
+    practice.remind()
+    assert len(practice.outbox()) == 1
+    with practice.rt.db.transaction() as session:
+        catch_up_audit_index(session)
+        found = {(e.actor, e.action) for e in search_audit(session, AuditQuery(patient_id="p1"))}
+    assert {("appointment-reminders", "read"), ("appointment-reminders", "send")} <= found

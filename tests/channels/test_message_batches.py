@@ -32,7 +32,8 @@ from clinicflow.engine import (
 )
 from clinicflow.engine.handlers import CALL_EXECUTE, can_execute_many
 from clinicflow.engine.payloads import ValidWhile
-from clinicflow.security.audit import Actor
+from clinicflow.security.audit import INDEX_LATER, Actor, catch_up_audit_index
+from clinicflow.security.audit_search import AuditQuery, search_audit
 from clinicflow.security.phi import PhiCipher
 from clinicflow.settings import Settings
 from clinicflow.store import Database
@@ -240,7 +241,13 @@ def test_a_sandbox_batch_is_one_transaction_and_one_audit_row_naming_every_patie
         [sent] = session.execute(select(audit_log).where(audit_log.c.action == "send")).all()
     assert (sent.actor_kind, sent.actor) == ("automation", "reminders")
     assert sorted(sent.resources) == ["Patient/p0", "Patient/p1", "Patient/p2"]
-    assert sent.detail == {"messages": 3, "channels": {"email": 1, "sms": 2}}
+    # Indexed by patient with the next catch-up (the worker's audit-index job), many batches'
+    # rows in one sorted write.
+    assert sent.detail == {"messages": 3, "channels": {"email": 1, "sms": 2}, INDEX_LATER: True}
+    with db.transaction() as session:
+        catch_up_audit_index(session)
+        found = search_audit(session, AuditQuery(patient_id="p2"))
+    assert [e.seq for e in found if e.action == "send"] == [sent.seq]
 
 
 def test_a_batch_from_two_automations_is_audited_once_for_each(

@@ -70,6 +70,7 @@ class SandboxMessageHandler:
                         "messages": len(messages),
                         "channels": dict(Counter(m.channel.value for m in messages)),
                     },
+                    index_later=True,
                 )
         return [{"outbox_uid": row["uid"]} for row in rows]
 

@@ -72,7 +72,7 @@ class Effect(Base):
     __table_args__ = (
         Index("ix_effects_state_lease", "state", "lease_expires_at"),
         Index("ix_effects_run_id", "run_id"),
-        Index("ix_effects_focus_state", "focus", "state"),
+        Index("ix_effects_focus", "focus"),  # the state is tested on the rows (migration 0013)
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)

@@ -199,6 +199,7 @@ def _send_due(
         sorted(f"Patient/{pid}" for pid in people),
         at=ctx.now,
         detail={"why": "reminder contacts"},
+        index_later=True,
     )
     routed = _route(ctx, due, people)
     ctx.count("no_contact", len(due) - len(routed))
