@@ -158,9 +158,10 @@ def record_access(
     patients whose data it wrote, so "who touched this patient" stays an index lookup without one
     index entry per resource on the ingest hot path.
 
-    With `index_later` (a list view naming hundreds of patients), the row is marked and indexed
-    under its `Patient/` references by `catch_up_audit_index` instead, many views in one sorted
-    batch: each view's own index rows rewrote ~500 random index pages (8 MB of WAL per Today view).
+    With `index_later` (a list view naming hundreds of patients, a reminder run's contact read, a
+    sandbox batch's send), the row is marked and indexed under its `Patient/` references by
+    `catch_up_audit_index` instead, many rows in one sorted batch: each view's own index rows
+    rewrote ~500 random index pages (8 MB of WAL per Today view).
 
     Appending holds a lock until the caller's transaction ends (PostgreSQL advisory lock; SQLite's
     write lock), so call it late in the transaction. It relies on READ COMMITTED on PostgreSQL
