@@ -225,3 +225,26 @@ def test_a_visit_that_comes_into_the_planning_window_with_no_replica_change_gets
     (email,) = practice.outbox()
     assert email.channel == "email"
     assert email.effect_key.startswith("reminder:Appointment/a1:email-7d@")
+
+
+def test_a_dry_run_after_a_policy_change_reports_what_the_live_run_then_sends(
+    practice: Practice,
+) -> None:
+    practice.sync(
+        patient("p1", "Maria", mobile=FAMILY_PHONE),
+        visit("a1", "p1", NOW + timedelta(days=3), booked=BOOKED),
+    )
+    practice.remind()  # planned under the default policy: its next text is in a day
+    sent_before = len(practice.outbox())
+    policy = practice.rt.settings.data_dir / "reminders.toml"
+    policy.write_text(
+        '[[touchpoint]]\nname = "sms-3d"\nchannel = "sms"\nlead_hours = 72\nasks_reply = true\n'
+        '[[touchpoint]]\nname = "sms-2d"\nchannel = "sms"\nlead_hours = 48\nasks_reply = true\n',
+        encoding="utf-8",
+    )
+    practice.clock.advance(timedelta(minutes=5))
+    rehearsal = run_now(practice.rt, "appointment-reminders", requested_by="test", dry_run=True)
+    live = practice.remind()
+    assert live.units["reminder_sent"] == 1  # the new 3-day text, due now
+    assert rehearsal.units.get("reminder_sent", 0) == live.units["reminder_sent"]
+    assert len(practice.outbox()) == sent_before + 1

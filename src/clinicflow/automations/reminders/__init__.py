@@ -142,7 +142,11 @@ def _visits_to_plan(
         if since < horizon:
             wanted |= marks.unplanned(session, since, horizon)
     if ctx.dry_run:
-        if replica_changed:
+        # What the live run would plan, without its writes: under a new policy that is every
+        # visit (the live run drops every mark first), else the unmarked and moved ones.
+        if policy_changed:
+            wanted |= marks.in_window(session, start_after, horizon)
+        elif replica_changed:
             wanted |= marks.unplanned(session, start_after, horizon)
         return wanted | marks.due(session, ctx.now)
     if policy_changed:

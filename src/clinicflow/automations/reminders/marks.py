@@ -89,6 +89,16 @@ def unplanned(session: Session, start_after: datetime, start_before: datetime) -
     return set(session.scalars(query))
 
 
+def in_window(session: Session, start_after: datetime, start_before: datetime) -> set[str]:
+    """Every upcoming visit in the window, marked or not (what a new policy plans afresh)."""
+    query = select(Appointment.fhir_id).where(
+        Appointment.status.in_(UPCOMING),
+        Appointment.start_at > start_after,
+        Appointment.start_at <= start_before,
+    )
+    return set(session.scalars(query))
+
+
 def gone(session: Session) -> dict[str, datetime]:
     """Marked visits that are no longer upcoming at the start they were planned for (cancelled,
     moved, removed), with that start."""

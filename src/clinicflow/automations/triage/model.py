@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -215,15 +216,21 @@ def _threshold(examples: Sequence[Example], urgent_by_lexicon: Callable[[str], b
 def threshold_within_budget(calm: Sequence[tuple[float, bool]], budget: float) -> float:
     """The lowest urgent threshold (at most THRESHOLD_CAP) at which no more than `budget` of
     the non-urgent messages raise an alarm, given each one's cross-validated urgent margin and
-    whether the lexicon flags it (those alarms are spent first)."""
+    whether the lexicon flags it (those alarms are spent first). A message alarms at a margin
+    at or above the threshold, so the threshold sits strictly above the first margin the budget
+    leaves out, and above every margin tied with it."""
     alarms_left = int(len(calm) * budget) - sum(flagged for _, flagged in calm)
     unflagged = sorted((m for m, flagged in calm if not flagged), reverse=True)
-    if alarms_left <= 0 or not unflagged:
+    if not unflagged:
         return THRESHOLD_CAP
     if alarms_left >= len(unflagged):
         return min(THRESHOLD_CAP, unflagged[-1])
-    # Between the last margin the budget lets through and the first it does not.
-    return min(THRESHOLD_CAP, (unflagged[alarms_left - 1] + unflagged[alarms_left]) / 2)
+    left_out = unflagged[max(alarms_left, 0)]
+    above = [m for m in unflagged[: max(alarms_left, 0)] if m > left_out]
+    if not above:  # no room, or every margin let through ties with the first left out
+        return min(THRESHOLD_CAP, math.nextafter(left_out, math.inf))
+    # Between the first margin left out and the lowest one above it.
+    return min(THRESHOLD_CAP, (left_out + min(above)) / 2)
 
 
 def train(examples: Sequence[Example], *, urgent_by_lexicon: Callable[[str], bool]) -> PoolModel:
@@ -263,7 +270,15 @@ def cached_model(
     import joblib
     import sklearn
 
-    key = set_digest(examples, lexicon_text, sklearn.__version__, RECIPE)
+    # Everything the model and its threshold depend on: the folds follow each line's file.
+    key = set_digest(
+        examples,
+        lexicon_text,
+        sklearn.__version__,
+        RECIPE,
+        f"budget={FALSE_ALARM_BUDGET} cap={THRESHOLD_CAP} authors>={MIN_AUTHORS_FOR_GROUPED_FOLDS}",
+        "\n".join(e.source for e in examples),
+    )
     if key in _TRAINED:
         return _TRAINED[key]
     path = cache_dir / f"triage-{key}.joblib" if cache_dir is not None else None
