@@ -169,22 +169,26 @@ def evaluate_command(
         )
     decisions = triage_for(rt.settings).decide_many([e.text for e in examples])
     found = evaluate([e.pool for e in examples], [d.pool for d in decisions])
-    # Each file too: one author's set is 110 urgent messages, so one miss moves recall by 0.009.
+    # Each file too, when there are several: one author's set is 110 urgent messages, so one
+    # miss moves its recall by 0.009.
     sources = list(dict.fromkeys(e.source for e in examples))
-    by_source = {
-        source: evaluate(
-            [e.pool for e in examples if e.source == source],
-            [d.pool for e, d in zip(examples, decisions, strict=True) if e.source == source],
-        )
-        for source in sources
-    }
+    by_source = (
+        {
+            source: evaluate(
+                [e.pool for e in examples if e.source == source],
+                [d.pool for e, d in zip(examples, decisions, strict=True) if e.source == source],
+            )
+            for source in sources
+        }
+        if len(sources) > 1
+        else {}
+    )
     if as_json:
         figures = found.to_json()
-        if len(sources) > 1:
+        if by_source:
             figures["sets"] = {source: one.to_json() for source, one in by_source.items()}
         rt.out(figures)
         return
     _print_evaluation(rt, found, f"Triage on {labelled or ', '.join(sources)}")
-    if len(sources) > 1:
-        for source, one in by_source.items():
-            rt.console.print(f"  {source}: {_summary(one)}", highlight=False)
+    for source, one in by_source.items():
+        rt.console.print(f"  {source}: {_summary(one)}", highlight=False)

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Table, and_, delete, or_, select, update
+from sqlalchemy import Select, Table, and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from clinicflow.automations.reminders.visits import UPCOMING
@@ -73,17 +73,23 @@ def save_state(session: Session, state: PlanState) -> None:
     bulk_insert_ignoring(session, _STATE, rows, conflict_on=["name"], update=["value"])
 
 
+def _upcoming_in(start_after: datetime, start_before: datetime) -> Select[str]:
+    """The ids of booked or pending visits starting in (start_after, start_before]."""
+    return select(Appointment.fhir_id).where(
+        Appointment.status.in_(UPCOMING),
+        Appointment.start_at > start_after,
+        Appointment.start_at <= start_before,
+    )
+
+
 def unplanned(session: Session, start_after: datetime, start_before: datetime) -> set[str]:
     """Upcoming visits in the window that have no mark, or a mark for another start."""
     query = (
-        select(Appointment.fhir_id)
+        _upcoming_in(start_after, start_before)
         .outerjoin(ReminderMark, ReminderMark.appointment_id == Appointment.fhir_id)
         .where(
-            Appointment.status.in_(UPCOMING),
-            Appointment.start_at > start_after,
-            Appointment.start_at <= start_before,
             (ReminderMark.appointment_id.is_(None))
-            | (ReminderMark.start_at != Appointment.start_at),
+            | (ReminderMark.start_at != Appointment.start_at)
         )
     )
     return set(session.scalars(query))
@@ -91,12 +97,7 @@ def unplanned(session: Session, start_after: datetime, start_before: datetime) -
 
 def in_window(session: Session, start_after: datetime, start_before: datetime) -> set[str]:
     """Every upcoming visit in the window, marked or not (what a new policy plans afresh)."""
-    query = select(Appointment.fhir_id).where(
-        Appointment.status.in_(UPCOMING),
-        Appointment.start_at > start_after,
-        Appointment.start_at <= start_before,
-    )
-    return set(session.scalars(query))
+    return set(session.scalars(_upcoming_in(start_after, start_before)))
 
 
 def gone(session: Session) -> dict[str, datetime]:

@@ -225,8 +225,9 @@ def threshold_within_budget(calm: Sequence[tuple[float, bool]], budget: float) -
         return THRESHOLD_CAP
     if alarms_left >= len(unflagged):
         return min(THRESHOLD_CAP, unflagged[-1])
-    left_out = unflagged[max(alarms_left, 0)]
-    above = [m for m in unflagged[: max(alarms_left, 0)] if m > left_out]
+    room = max(alarms_left, 0)  # model alarms the budget still allows
+    left_out = unflagged[room]
+    above = [m for m in unflagged[:room] if m > left_out]
     if not above:  # no room, or every margin let through ties with the first left out
         return min(THRESHOLD_CAP, math.nextafter(left_out, math.inf))
     # Between the first margin left out and the lowest one above it.
