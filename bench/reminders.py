@@ -205,6 +205,7 @@ def simulate_week() -> dict[str, Any]:
     logging.basicConfig(level=logging.ERROR)  # "missed cron instants coalesced" every hour
     settings = Settings()
     db = Database.from_url(settings.resolved_database_url)
+    db.start_checkpointer()  # as `clinicflow worker` does: WAL checkpoints off the commits
     clock = FakeClock(START_AT)
     rt = EngineRuntime.build(
         db=db,

@@ -96,6 +96,9 @@ def serve(
             )
         )
     consumer.start()
+    # After the consumer forks its processes (if any): a child must not inherit an open SQLite
+    # connection. The writers' commits then leave checkpoints to this thread (store.checkpoints).
+    checkpointer = rt.db.start_checkpointer()
     for thread in threads:
         thread.start()
     logger.info(
@@ -108,6 +111,8 @@ def serve(
         stop.set()
         for thread in threads:
             thread.join(timeout=tick_s + 5)
+        if checkpointer is not None:
+            checkpointer.stop()
         logger.info("worker stopped")
 
 

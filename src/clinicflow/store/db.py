@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from clinicflow.errors import StoreError
+from clinicflow.store.checkpoints import WalCheckpointer
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -116,6 +117,7 @@ class Database:
         self.engine = engine
         self.sessions = make_sessionmaker(engine)
         self._read_sessions: sessionmaker[Session] | None = None
+        self._checkpointer: WalCheckpointer | None = None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:
@@ -144,8 +146,21 @@ class Database:
             self._read_sessions = make_sessionmaker(make_read_engine(self.engine))
         return transaction(self._read_sessions)
 
+    def start_checkpointer(self) -> WalCheckpointer | None:
+        """For a SQLite file, checkpoint its WAL on a thread of this process (see
+        `store.checkpoints`), until `dispose`; None for other databases, which need none."""
+        path = self.engine.url.database
+        if self.dialect != "sqlite" or path in (None, "", ":memory:"):
+            return None
+        if self._checkpointer is None:
+            self._checkpointer = WalCheckpointer(Path(str(path))).start()
+        return self._checkpointer
+
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Stop the checkpoint thread, if any, and close every pooled connection."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         self.engine.dispose()
         if self._read_sessions is not None:
             bind = self._read_sessions.kw.get("bind")
