@@ -194,7 +194,9 @@ class Appointment(Base):
     __table_args__ = (
         Index("ix_appointments_status_start", "status", "start_at"),
         Index("ix_appointments_practitioner_start", "practitioner_id", "start_at"),
-        Index("ix_appointments_patient", "patient_id"),
+        # By start too: riders are read per patient for a window, and most of a patient's
+        # appointments (the past ones) are outside it.
+        Index("ix_appointments_patient_start", "patient_id", "start_at"),
     )
 
     fhir_id: Mapped[str] = mapped_column(String(FHIR_ID), primary_key=True)
