@@ -141,3 +141,36 @@ def test_daily_hooks_run_once_per_local_day_and_again_after_a_failure(
     for _ in range(2):
         tick(rt, RecordingEnqueuer())
     assert seen == ["2026-11-23", "2026-11-24"]
+
+
+def test_an_idle_tick_writes_only_the_schedule_cursor(make_harness: MakeHarness) -> None:
+    from sqlalchemy import event
+
+    hooks: list[str] = []
+    h = make_harness(
+        [_scheduled("0 9 * * *")],
+        start=datetime(2026, 11, 23, 15, 0, tzinfo=UTC),
+        daily_hooks={"note": lambda ctx: hooks.append(str(ctx.day_on))},
+    )
+    tick(h.rt, RecordingEnqueuer())  # the first: the cursor is made, the hook runs for today
+    assert hooks == ["2026-11-23"]
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(h.db.engine, "before_cursor_execute", seen)
+    try:
+        h.clock.advance(timedelta(seconds=5))
+        report = tick(h.rt, RecordingEnqueuer())
+    finally:
+        event.remove(h.db.engine, "before_cursor_execute", seen)
+    assert (report.runs, report.effects, report.hooks) == ([], [], [])
+    writes = [s for s in statements if s.split()[0].upper() in ("INSERT", "UPDATE", "DELETE")]
+    assert writes  # the schedule's cursor moves on (insert if absent, then update) ...
+    assert all("schedule_cursors" in s for s in writes)  # ... and nothing else is written
+    if h.db.dialect == "sqlite":
+        # One write transaction (the cursor's); events, reconciliation and daily hooks were
+        # looked up in a read snapshot, which takes no write lock.
+        assert [s for s in statements if s.startswith("BEGIN")] == ["BEGIN IMMEDIATE"]
+    assert hooks == ["2026-11-23"]

@@ -113,6 +113,12 @@ def load_events(session: Session, event_ids: Sequence[EventId]) -> tuple[EventIn
     return tuple(_info(rows[i]) for i in event_ids if i in rows)
 
 
+def has_undispatched_events(session: Session) -> bool:
+    """Whether any event waits to be dispatched (one lookup in the dispatch index)."""
+    stmt = select(Event.id).where(Event.dispatched_at.is_(None)).limit(1)
+    return session.scalar(stmt) is not None
+
+
 def dispatch_events(
     session: Session, *, registry: Registry, now: datetime, limit: int = 200
 ) -> list[RunId]:

@@ -24,7 +24,7 @@ from clinicflow.engine.effects import (
     mark_unknown,
 )
 from clinicflow.engine.execution import settle_unknown
-from clinicflow.engine.runs import stale_runs
+from clinicflow.engine.runs import stale_run_ids, stale_runs
 from clinicflow.engine.runtime import EngineRuntime
 from clinicflow.engine.states import EffectId, EffectState, RunId
 from clinicflow.engine.upsert import NO_SYNC
@@ -81,7 +81,21 @@ def ids_in_state(
 def stale_pending(
     session: Session, *, now: datetime, older_than: datetime, limit: int
 ) -> list[EffectId]:
-    """Due pending effects nobody enqueued since `older_than` (their task may have been lost)."""
+    """Due pending effects nobody enqueued since `older_than` (their task may have been lost),
+    marked enqueued now."""
+    ids = stale_pending_ids(session, now=now, older_than=older_than, limit=limit)
+    if ids:
+        session.execute(
+            update(Effect).where(Effect.id.in_(ids)).values(enqueued_at=now),
+            execution_options=NO_SYNC,
+        )
+    return ids
+
+
+def stale_pending_ids(
+    session: Session, *, now: datetime, older_than: datetime, limit: int
+) -> list[EffectId]:
+    """Due pending effects nobody enqueued since `older_than`."""
     stmt = (
         select(Effect.id)
         .where(
@@ -92,13 +106,36 @@ def stale_pending(
         .order_by(Effect.id)
         .limit(limit)
     )
-    ids = [EffectId(i) for i in session.scalars(stmt)]
-    if ids:
-        session.execute(
-            update(Effect).where(Effect.id.in_(ids)).values(enqueued_at=now),
-            execution_options=NO_SYNC,
-        )
-    return ids
+    return [EffectId(i) for i in session.scalars(stmt)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """What each of the reconciler's steps has to do, seen in one read snapshot."""
+
+    expired_claims: bool
+    expired_in_flight: bool
+    unknown: list[EffectId]
+    stale: bool
+
+
+def _look(session: Session, *, now: datetime, older_than: datetime, limit: int) -> _Found:
+    # Reads only: on SQLite a read snapshot takes no write lock, so the reconciler of an idle
+    # worker (every tick, every few seconds) neither waits for a writer nor holds one up. A step
+    # that finds its work here does it in its own write transaction, where it looks again.
+    return _Found(
+        expired_claims=bool(
+            ids_in_state(session, EffectState.CLAIMED, expired_before=now, limit=1)
+        ),
+        expired_in_flight=bool(
+            ids_in_state(session, EffectState.IN_FLIGHT, expired_before=now, limit=1)
+        ),
+        unknown=ids_in_state(session, EffectState.UNKNOWN, expired_before=None, limit=limit),
+        stale=bool(
+            stale_pending_ids(session, now=now, older_than=older_than, limit=1)
+            or stale_run_ids(session, now=now, older_than=older_than, limit=1)
+        ),
+    )
 
 
 def reconcile(rt: EngineRuntime, *, now: datetime | None = None) -> ReconcileReport:
@@ -106,15 +143,21 @@ def reconcile(rt: EngineRuntime, *, now: datetime | None = None) -> ReconcileRep
     now = now or rt.clock.now()
     limit = rt.policy.batch_size
     report = ReconcileReport()
-    with rt.db.transaction() as session:
-        report.effects += release_expired_claims(session, now=now, limit=limit)
-    with rt.db.transaction() as session:
-        for effect_id in ids_in_state(
-            session, EffectState.IN_FLIGHT, expired_before=now, limit=limit
-        ):
-            mark_unknown(session, effect_id, owner=None, now=now)
-    with rt.db.transaction() as session:
-        unknown = ids_in_state(session, EffectState.UNKNOWN, expired_before=None, limit=limit)
+    older_than = now - timedelta(seconds=rt.policy.requeue_after_s)
+    with rt.db.read() as session:
+        found = _look(session, now=now, older_than=older_than, limit=limit)
+    if found.expired_claims:
+        with rt.db.transaction() as session:
+            report.effects += release_expired_claims(session, now=now, limit=limit)
+    unknown = found.unknown
+    if found.expired_in_flight:
+        with rt.db.transaction() as session:
+            for effect_id in ids_in_state(
+                session, EffectState.IN_FLIGHT, expired_before=now, limit=limit
+            ):
+                mark_unknown(session, effect_id, owner=None, now=now)
+            # Those just marked unknown are settled in this pass too.
+            unknown = ids_in_state(session, EffectState.UNKNOWN, expired_before=None, limit=limit)
     for effect_id in unknown:
         try:
             settled = settle_unknown(rt, effect_id)
@@ -125,10 +168,10 @@ def reconcile(rt: EngineRuntime, *, now: datetime | None = None) -> ReconcileRep
             report.settled[settled.state.value] = report.settled.get(settled.state.value, 0) + 1
         if settled.state is EffectState.PENDING:
             report.effects.append(effect_id)
-    older_than = now - timedelta(seconds=rt.policy.requeue_after_s)
-    with rt.db.transaction() as session:
-        report.effects += stale_pending(session, now=now, older_than=older_than, limit=limit)
-        report.runs += stale_runs(session, now=now, older_than=older_than, limit=limit)
+    if found.stale:
+        with rt.db.transaction() as session:
+            report.effects += stale_pending(session, now=now, older_than=older_than, limit=limit)
+            report.runs += stale_runs(session, now=now, older_than=older_than, limit=limit)
     if report.effects or report.runs or report.settled:
         logger.info(
             "reconciler found work",

@@ -170,6 +170,19 @@ def finish_run(
 
 
 def stale_runs(session: Session, *, now: datetime, older_than: datetime, limit: int) -> list[RunId]:
+    """Runs to enqueue again (`stale_run_ids`), marked enqueued now."""
+    ids = stale_run_ids(session, now=now, older_than=older_than, limit=limit)
+    if ids:
+        session.execute(
+            update(AutomationRun).where(AutomationRun.id.in_(ids)).values(enqueued_at=now),
+            execution_options=NO_SYNC,
+        )
+    return ids
+
+
+def stale_run_ids(
+    session: Session, *, now: datetime, older_than: datetime, limit: int
+) -> list[RunId]:
     """Runs to enqueue again: queued but not enqueued lately, or running with an expired lease."""
     stmt = (
         select(AutomationRun.id)
@@ -195,13 +208,7 @@ def stale_runs(session: Session, *, now: datetime, older_than: datetime, limit: 
         .order_by(AutomationRun.id)
         .limit(limit)
     )
-    ids = [RunId(i) for i in session.scalars(stmt)]
-    if ids:
-        session.execute(
-            update(AutomationRun).where(AutomationRun.id.in_(ids)).values(enqueued_at=now),
-            execution_options=NO_SYNC,
-        )
-    return ids
+    return [RunId(i) for i in session.scalars(stmt)]
 
 
 def latest_cron_instant(session: Session, automation: str) -> datetime | None:

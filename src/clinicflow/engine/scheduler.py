@@ -12,11 +12,11 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from clinicflow.engine.automation import Automation, Schedule
 from clinicflow.engine.cron import due_instants
-from clinicflow.engine.events import dispatch_events
+from clinicflow.engine.events import dispatch_events, has_undispatched_events
 from clinicflow.engine.keys import cron_trigger_key
 from clinicflow.engine.reconcile import reconcile
 from clinicflow.engine.runner import Enqueuer
@@ -97,7 +97,20 @@ def run_daily_hooks(rt: EngineRuntime, now: datetime) -> list[str]:
     """Call each daily hook once per practice-local day; the names that ran now."""
     day_on = now.astimezone(rt.zone).date()
     ran: list[str] = []
-    for name, hook in sorted(rt.hooks().items()):
+    hooks = rt.hooks()
+    # Read first, in a snapshot that takes no write lock: on all but one tick a day every hook
+    # has run already, and then this writes nothing.
+    with rt.db.read() as session:
+        done = set(
+            session.scalars(
+                select(DailyHookRun.hook).where(
+                    DailyHookRun.day_on == day_on, DailyHookRun.hook.in_(sorted(hooks))
+                )
+            )
+        )
+    for name, hook in sorted(hooks.items()):
+        if name in done:
+            continue
         try:
             with rt.db.transaction() as session:
                 values = {"hook": name, "day_on": day_on, "ran_at": now}
@@ -112,13 +125,20 @@ def run_daily_hooks(rt: EngineRuntime, now: datetime) -> list[str]:
 
 def dispatch_due_events(rt: EngineRuntime, enqueuer: Enqueuer) -> int:
     """Start the runs for events not yet dispatched (the worker's fast loop); how many."""
-    with rt.db.transaction() as session:
-        runs = dispatch_events(
-            session, registry=rt.registry, now=rt.clock.now(), limit=rt.policy.batch_size
-        )
+    runs = _dispatch(rt, rt.clock.now())
     for run_id in runs:
         enqueuer.enqueue_run(run_id)
     return len(runs)
+
+
+def _dispatch(rt: EngineRuntime, now: datetime) -> list[RunId]:
+    # The events loop looks twice a second and nearly always finds nothing: it looks in a read
+    # snapshot first, so an idle worker does not take SQLite's write lock twice a second.
+    with rt.db.read() as session:
+        if not has_undispatched_events(session):
+            return []
+    with rt.db.transaction() as session:
+        return dispatch_events(session, registry=rt.registry, now=now, limit=rt.policy.batch_size)
 
 
 def tick(rt: EngineRuntime, enqueuer: Enqueuer) -> TickReport:
@@ -126,10 +146,7 @@ def tick(rt: EngineRuntime, enqueuer: Enqueuer) -> TickReport:
     now = rt.clock.now()
     report = TickReport()
     report.runs += schedule_cron_runs(rt, now)
-    with rt.db.transaction() as session:
-        report.runs += dispatch_events(
-            session, registry=rt.registry, now=now, limit=rt.policy.batch_size
-        )
+    report.runs += _dispatch(rt, now)
     found = reconcile(rt, now=now)
     report.runs += found.runs
     report.effects += found.effects
