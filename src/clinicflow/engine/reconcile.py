@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from clinicflow.engine.effects import (
@@ -27,7 +27,7 @@ from clinicflow.engine.execution import settle_unknown
 from clinicflow.engine.runs import stale_run_ids, stale_runs
 from clinicflow.engine.runtime import EngineRuntime
 from clinicflow.engine.states import EffectId, EffectState, RunId
-from clinicflow.engine.upsert import NO_SYNC
+from clinicflow.engine.upsert import mark_enqueued
 from clinicflow.store.engine import Effect
 
 logger = logging.getLogger(__name__)
@@ -84,11 +84,7 @@ def stale_pending(
     """Due pending effects nobody enqueued since `older_than` (their task may have been lost),
     marked enqueued now."""
     ids = stale_pending_ids(session, now=now, older_than=older_than, limit=limit)
-    if ids:
-        session.execute(
-            update(Effect).where(Effect.id.in_(ids)).values(enqueued_at=now),
-            execution_options=NO_SYNC,
-        )
+    mark_enqueued(session, Effect, ids, now)
     return ids
 
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from clinicflow.engine.states import EventId, RunId, RunState, TriggerKind
-from clinicflow.engine.upsert import NO_SYNC, compare_and_set, insert_returning_id
+from clinicflow.engine.upsert import compare_and_set, insert_returning_id, mark_enqueued
 from clinicflow.errors import EngineError
 from clinicflow.store.engine import AutomationRun
 
@@ -172,11 +172,7 @@ def finish_run(
 def stale_runs(session: Session, *, now: datetime, older_than: datetime, limit: int) -> list[RunId]:
     """Runs to enqueue again (`stale_run_ids`), marked enqueued now."""
     ids = stale_run_ids(session, now=now, older_than=older_than, limit=limit)
-    if ids:
-        session.execute(
-            update(AutomationRun).where(AutomationRun.id.in_(ids)).values(enqueued_at=now),
-            execution_options=NO_SYNC,
-        )
+    mark_enqueued(session, AutomationRun, ids, now)
     return ids
 
 

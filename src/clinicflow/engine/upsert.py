@@ -7,6 +7,7 @@ change that two workers might race for.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, update
@@ -69,6 +70,16 @@ def insert_if_absent(
 
 # Bulk UPDATEs by condition: the ORM need not find and refresh matching objects in the session.
 NO_SYNC = {"synchronize_session": False}
+
+
+def mark_enqueued(session: Session, model: type[Base], ids: Sequence[int], now: datetime) -> None:
+    """Stamp these rows (effects or runs) `enqueued_at = now`: the reconciler enqueued them."""
+    if ids:
+        table = model.__table__
+        session.execute(
+            update(model).where(table.c.id.in_(ids)).values(enqueued_at=now),
+            execution_options=NO_SYNC,
+        )
 
 
 def compare_and_set(

@@ -63,7 +63,7 @@ def serve(
         logger.warning("automation not loaded", extra={"plugin": failure.name})
     bind_tasks(queue, rt)
     if processes:  # forked workers must not reuse the parent's pooled connections
-        queue.on_worker_start(lambda: rt.db.engine.dispose(close=False))
+        queue.on_worker_start(rt.db.forget_connections)
     consumer = queue.create_consumer(workers=workers, processes=processes)
     stop = threading.Event()
     threads = [

@@ -156,13 +156,21 @@ class Database:
             self._checkpointer = WalCheckpointer(Path(str(path))).start()
         return self._checkpointer
 
+    def forget_connections(self) -> None:
+        """In a forked child: drop the pooled connections inherited from the parent, without
+        closing them (they are the parent's), for the read engine as well as the main one."""
+        for engine in self._engines():
+            engine.dispose(close=False)
+
     def dispose(self) -> None:
         """Stop the checkpoint thread, if any, and close every pooled connection."""
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
-        self.engine.dispose()
-        if self._read_sessions is not None:
-            bind = self._read_sessions.kw.get("bind")
-            if isinstance(bind, Engine):
-                bind.dispose()
+        for engine in self._engines():
+            engine.dispose()
+
+    def _engines(self) -> list[Engine]:
+        """The main engine, and the read engine once `read` has made it."""
+        bind = self._read_sessions.kw.get("bind") if self._read_sessions is not None else None
+        return [self.engine, *([bind] if isinstance(bind, Engine) else [])]
