@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -22,6 +23,24 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 
 hypothesis_settings.register_profile("ci", max_examples=50, deadline=None)
 hypothesis_settings.load_profile("ci")
+
+TRIAGE_MODEL_DIR = "CLINICFLOW_TRIAGE_MODEL_DIR"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_triage_models(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """One triage model directory for the whole run, every xdist worker and every clinicflow
+    process the tests start (`embedded_env` passes it on). Training the model takes ~15-25 s;
+    without this, each test whose worker triages a reply trained it again in its fresh data dir.
+    The file name is a digest of everything the model depends on, and it is written whole then
+    renamed, so processes racing to train it are harmless. Per run, never reused by the next:
+    a change to the training code must be trained afresh. The tests that show a fresh install
+    trains its own model opt out (`embedded_env(..., shared_models=False)`)."""
+    base = tmp_path_factory.getbasetemp()
+    root = base if worker_id == "master" else base.parent  # xdist: the run's shared folder
+    path = root / "triage-models"
+    os.environ[TRIAGE_MODEL_DIR] = str(path)
+    return path
 
 
 def _pg_admin() -> sa.Engine:

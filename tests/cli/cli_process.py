@@ -13,10 +13,15 @@ SAMPLE = Path(__file__).parents[1] / "data" / "synthea-sample"
 Result = subprocess.CompletedProcess[str]
 
 
-def embedded_env(data_dir: Path) -> dict[str, str]:
-    """This machine's environment without any clinicflow settings, plus the data dir."""
+def embedded_env(data_dir: Path, *, shared_models: bool = True) -> dict[str, str]:
+    """This machine's environment without any clinicflow settings, plus the data dir (and the
+    test run's shared triage model directory, see `conftest.shared_triage_models`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLINICFLOW_")}
-    return env | {"CLINICFLOW_DATA_DIR": str(data_dir)}
+    env["CLINICFLOW_DATA_DIR"] = str(data_dir)
+    models = os.environ.get("CLINICFLOW_TRIAGE_MODEL_DIR")
+    if shared_models and models:
+        env["CLINICFLOW_TRIAGE_MODEL_DIR"] = models
+    return env
 
 
 def start(data_dir: Path, *args: str) -> subprocess.Popen[str]:

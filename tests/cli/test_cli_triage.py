@@ -29,7 +29,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _run(
     data_dir: Path, *args: str, text: str = "", models: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = embedded_env(data_dir)
+    env = embedded_env(data_dir, shared_models=False)  # each test says which models it uses
     if models is not None:
         env["CLINICFLOW_TRIAGE_MODEL_DIR"] = str(models)
     return subprocess.run(

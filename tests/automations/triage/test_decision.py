@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from clinicflow.automations.triage.decide import Triage, default_triage
@@ -16,8 +18,8 @@ from clinicflow.automations.triage.pools import POOLS
 
 
 @pytest.fixture(scope="module")
-def triage() -> Triage:
-    return default_triage()
+def triage(shared_triage_models: Path) -> Triage:
+    return default_triage(cache_dir=shared_triage_models)  # trained once a test run
 
 
 @pytest.mark.parametrize(
