@@ -45,9 +45,8 @@ def test_commits_leave_checkpoints_to_the_thread_which_copies_every_frame(tmp_pa
     db = Database.from_url(f"sqlite:///{tmp_path / 'cf.db'}")
     try:
         _write_rows(db, 10)  # creates the file in WAL mode before the thread opens it
-        checkpointer = db.start_checkpointer()
+        checkpointer = db.start_checkpointer(every_s=0.05)
         assert isinstance(checkpointer, WalCheckpointer)
-        checkpointer.every_s = 0.05
         _write_rows(db, 400)  # ~400 pages of 16 KiB: far below the autocheckpoint threshold
         _wait_for(lambda: checkpointer.stats.copied >= 100)  # 4 rows a page
         assert checkpointer.stats.failures == 0
@@ -63,13 +62,13 @@ def test_a_writer_is_never_held_up_by_a_checkpoint_in_progress(tmp_path: Path) -
     db = Database.from_url(f"sqlite:///{tmp_path / 'cf.db'}")
     try:
         _write_rows(db, 10)
-        checkpointer = db.start_checkpointer()
+        checkpointer = db.start_checkpointer(every_s=0.001)  # back to back while we write
         assert checkpointer is not None
-        checkpointer.every_s = 0.001  # checkpoints back to back while we write
+        _wait_for(lambda: checkpointer.stats.rounds > 0)
         _write_rows(db, 600)
         with db.transaction() as session:
             assert session.execute(text("SELECT count(*) FROM t")).scalar_one() == 610
-        assert checkpointer.stats.rounds > 0
+        assert checkpointer.stats.rounds > 1  # it kept checkpointing while the rows went in
         assert checkpointer.stats.failures == 0
     finally:
         db.dispose()

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from clinicflow.errors import StoreError
-from clinicflow.store.checkpoints import WalCheckpointer
+from clinicflow.store.checkpoints import DEFAULT_EVERY_S, WalCheckpointer
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -146,14 +146,14 @@ class Database:
             self._read_sessions = make_sessionmaker(make_read_engine(self.engine))
         return transaction(self._read_sessions)
 
-    def start_checkpointer(self) -> WalCheckpointer | None:
+    def start_checkpointer(self, *, every_s: float = DEFAULT_EVERY_S) -> WalCheckpointer | None:
         """For a SQLite file, checkpoint its WAL on a thread of this process (see
         `store.checkpoints`), until `dispose`; None for other databases, which need none."""
         path = self.engine.url.database
         if self.dialect != "sqlite" or path in (None, "", ":memory:"):
             return None
         if self._checkpointer is None:
-            self._checkpointer = WalCheckpointer(Path(str(path))).start()
+            self._checkpointer = WalCheckpointer(Path(str(path)), every_s=every_s).start()
         return self._checkpointer
 
     def forget_connections(self) -> None:
