@@ -140,7 +140,7 @@ class Database:
         deferred: a snapshot that waits for no writer. Elsewhere (PostgreSQL, where reads never
         wait for the write lock anyway; an in-memory SQLite) it is an ordinary transaction.
         """
-        if self.dialect != "sqlite" or self.engine.url.database in (None, "", ":memory:"):
+        if not self._is_sqlite_file:
             return transaction(self.sessions)
         if self._read_sessions is None:
             self._read_sessions = make_sessionmaker(make_read_engine(self.engine))
@@ -149,11 +149,11 @@ class Database:
     def start_checkpointer(self, *, every_s: float = DEFAULT_EVERY_S) -> WalCheckpointer | None:
         """For a SQLite file, checkpoint its WAL on a thread of this process (see
         `store.checkpoints`), until `dispose`; None for other databases, which need none."""
-        path = self.engine.url.database
-        if self.dialect != "sqlite" or path in (None, "", ":memory:"):
+        if not self._is_sqlite_file:
             return None
         if self._checkpointer is None:
-            self._checkpointer = WalCheckpointer(Path(str(path)), every_s=every_s).start()
+            path = Path(str(self.engine.url.database))
+            self._checkpointer = WalCheckpointer(path, every_s=every_s).start()
         return self._checkpointer
 
     def forget_connections(self) -> None:
@@ -161,6 +161,11 @@ class Database:
         closing them (they are the parent's), for the read engine as well as the main one."""
         for engine in self._engines():
             engine.dispose(close=False)
+
+    @property
+    def _is_sqlite_file(self) -> bool:
+        """SQLite on a file, not in memory: what read snapshots and checkpoints apply to."""
+        return self.dialect == "sqlite" and self.engine.url.database not in (None, "", ":memory:")
 
     def dispose(self) -> None:
         """Stop the checkpoint thread, if any, and close every pooled connection."""
