@@ -5,14 +5,23 @@ postgres), dropped at the end. For SQLite (the embedded default) and for Postgre
 
 1. writes the synthetic practice (`clinicflow.synth.write_practice`, anchored on Monday
    2026-11-23) and syncs it with `clinicflow db upgrade` + `clinicflow sync folder` (not timed);
-2. in a fresh process, steps a FakeClock through the next 7 days an hour at a time, and at each
-   step does what a worker does: `tick` (the cron run of appointment-reminders, reconciliation,
-   effects deferred earlier), `execute_run` (plan the visits that came due or changed, claim the
-   due touchpoints, record one `message.send` effect per message) and the effects through
-   `engine.batch` (one commit per step for the batch; the send-time checks and the sandbox outbox
-   in a few statements per batch), then the worker's audit-index job (the audit rows of the
-   run's contact reads and of the sends are indexed by patient there, in one sorted batch).
-   Everything in the loop is timed; nothing else is.
+2. in two fresh processes, as a worker with two processes would, steps a FakeClock through the
+   next 7 days an hour at a time. At each step the planning process creates the cron run of
+   appointment-reminders and carries it out (`execute_run`: plan the visits that came due or
+   changed, in a read snapshot; then claim the due touchpoints and record one `message.send`
+   effect per message in one short write transaction), then hands the step's effects to the
+   sending process and goes on to the next step. The sending process carries them out through
+   `engine.batch` at that step's time (one commit per batch for the claims, the send-time checks
+   and the sandbox outbox in a few statements per batch), then ticks (reconciliation, effects
+   held for quiet hours that came due) and runs the worker's audit-index job (the audit rows of
+   the run's contact reads and of the sends are indexed by patient there, in one sorted batch).
+   At most one step's effects wait for it; the timer stops when it has sent the last.
+
+Why the sending process ticks, not the planner: the simulated clock moves an hour a step, ~0.1 s
+of wall time, so a reconciler ticking in the planner at step N+1 would find the batch the sender
+is still carrying out for step N in flight past its lease (120 s of simulated time) and settle it
+as `unknown`. In a worker the batch takes well under its lease; here the sender ticks between its
+batches, where nothing of its own is in flight.
 
 Why a week at hourly steps: it sends exactly what a week of cron runs would (e-mail 7 days
 before, SMS 2 days before, SMS 2 hours before for same-day bookings, catch-ups on the first day,
@@ -27,8 +36,9 @@ gets BOOKINGS_PER_SLOT - 1 more bookings in the same slot for other patients of 
 overbooked week, written as an extra NDJSON file and synced like the rest).
 
 Prints the figures last, as name=value pairs on one line. Target: reminders_per_s >= 2,000 on
-SQLite, peak RSS < 500 MB. BENCH_PATIENTS, BENCH_EFFECTS=single (one `execute_effect` per effect,
-as the huey tasks do today) and BENCH_PROFILE=<file> (cProfile stats of the week, per database:
+SQLite, peak RSS < 500 MB (`peak_rss_mb`: the two processes' peaks added). BENCH_PATIENTS,
+BENCH_EFFECTS=single (one `execute_effect` per effect, as the huey tasks do today) and
+BENCH_PROFILE=<file> (cProfile stats of the planning process's week, per database:
 <file>.sqlite, <file>.postgresql) change what is run.
 """
 
@@ -37,8 +47,10 @@ from __future__ import annotations
 import cProfile
 import json
 import logging
+import multiprocessing
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -158,13 +170,11 @@ def measure(label: str, practice: Path, env: dict[str, str], work: Path) -> dict
         stderr=subprocess.PIPE,
         cwd=work,
     )
-    _pid, status, usage = os.wait4(proc.pid, 0)
     out, err = proc.communicate()
-    if os.waitstatus_to_exitcode(status) != 0:
+    if proc.returncode != 0:
         sys.stderr.write(err.decode())
         raise SystemExit(f"{label}: the week's simulation failed")
     figures: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
-    figures["peak_rss_mb"] = round(usage.ru_maxrss / 1024)
     print(
         f"{label}: {figures['reminders']} reminders ({figures['visits_reminded']} visits) in "
         f"{figures['timed_s']:.1f}s: runs {figures['runs_s']:.1f}s, "
@@ -191,61 +201,111 @@ class _Collected:
             self.effects.append(effect_id)
 
 
-def simulate_week() -> dict[str, Any]:
-    """The timed part, in its own process: a week of hourly worker steps."""
-    from clinicflow.clock import FakeClock
-    from clinicflow.engine import EngineRuntime, Registry, execute_effect, execute_run, tick
-    from clinicflow.engine.batch import execute_effects
-    from clinicflow.security.audit import catch_up_audit_index
+def _runtime(clock: Any) -> Any:
+    """The engine a worker process builds: this automation only, the bench's clock."""
+    from clinicflow.engine import EngineRuntime, Registry
     from clinicflow.security.phi import PhiCipher, keyring_from_settings
     from clinicflow.settings import Settings
     from clinicflow.store import Database
-    from clinicflow.store.engine import AutomationRun, Effect, SandboxMessage
 
-    logging.basicConfig(level=logging.ERROR)  # "missed cron instants coalesced" every hour
     settings = Settings()
     db = Database.from_url(settings.resolved_database_url)
-    db.start_checkpointer()  # as `clinicflow worker` does: WAL checkpoints off the commits
-    clock = FakeClock(START_AT)
-    rt = EngineRuntime.build(
+    return EngineRuntime.build(
         db=db,
         settings=settings,
         clock=clock,
         cipher=PhiCipher(keyring_from_settings(settings, create=False)),
         registry=Registry([Registry.load().get(NAME)]),  # its cron only, no other automation
     )
-    timers = {"tick_s": 0.0, "runs_s": 0.0, "send_s": 0.0}
+
+
+def _send_batches(work: Any, done: Any) -> None:
+    """The sending worker process: each step's effects at that step's time, then the tick's
+    reconciliation and the effects it found due (held for quiet hours), then the audit-index
+    job. Its busy seconds and peak RSS go on `done` once it is handed None."""
+    from clinicflow.clock import FakeClock
+    from clinicflow.engine import execute_effect, tick
+    from clinicflow.engine.batch import execute_effects
+    from clinicflow.security.audit import catch_up_audit_index
+
+    logging.basicConfig(level=logging.ERROR)
+    clock = FakeClock(START_AT)
+    rt = _runtime(clock)
+    collected = _Collected()
+    done.put("ready")
+    busy = {"send_s": 0.0, "tick_s": 0.0}
+    while (item := work.get()) is not None:
+        at, effects = item
+        started = time.perf_counter()
+        clock.set(at)
+        _execute(rt, effects, execute_effect, execute_effects)
+        sent = time.perf_counter()
+        # The run was scheduled already (its key is taken): this tick's work is the rest.
+        tick(rt, collected)
+        _execute(rt, collected.effects, execute_effect, execute_effects)
+        collected.runs.clear()
+        collected.effects.clear()
+        # The worker's audit-index job (every minute): index the step's audit rows by patient.
+        with rt.db.transaction() as session:
+            catch_up_audit_index(session)
+        busy["send_s"] += sent - started
+        busy["tick_s"] += time.perf_counter() - sent
+    rt.db.dispose()
+    done.put((busy, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def _execute(rt: Any, effects: list[Any], one: Any, batched: Any) -> None:
+    if EFFECT_PATH == "single":
+        for effect_id in effects:
+            one(rt, effect_id)
+    elif effects:
+        batched(rt, effects)
+
+
+def simulate_week() -> dict[str, Any]:
+    """The timed part, in processes of its own: a week of hourly worker steps."""
+    from clinicflow.clock import FakeClock
+    from clinicflow.engine import execute_run
+    from clinicflow.engine.scheduler import schedule_cron_runs
+    from clinicflow.store.engine import AutomationRun, Effect, SandboxMessage
+
+    logging.basicConfig(level=logging.ERROR)  # "missed cron instants coalesced" every hour
+    # The worker's second process, started before this one opens the database (a forked child
+    # must not share its connections). At most one step's effects wait for it, as a worker's
+    # queue would hold them; the planner runs on meanwhile.
+    fork = multiprocessing.get_context("fork")
+    work, done = fork.Queue(maxsize=1), fork.Queue()
+    sender = fork.Process(target=_send_batches, args=(work, done), name="bench-sender")
+    sender.start()
+    clock = FakeClock(START_AT)
+    rt = _runtime(clock)
+    db = rt.db
+    db.start_checkpointer()  # as `clinicflow worker` does: WAL checkpoints off the commits
+    if done.get() != "ready":
+        raise SystemExit("the sending process did not start")
+    timers = {"schedule_s": 0.0, "runs_s": 0.0}
     idle: list[float] = []
-    work = _Collected()
     profile = cProfile.Profile() if PROFILE else None
     if profile:
         profile.enable()
     cpu_started = time.process_time()
+    loop_started = time.perf_counter()
     for step in range(WEEK // STEP):
         clock.set(START_AT + step * STEP)
         started = time.perf_counter()
-        tick(rt, work)
-        ticked = time.perf_counter()
-        effects = list(work.effects)
-        for run_id in work.runs:
-            effects += execute_run(rt, run_id)
+        runs = schedule_cron_runs(rt, clock.now())
+        scheduled = time.perf_counter()
+        effects = [e for run_id in runs for e in execute_run(rt, run_id)]
         planned = time.perf_counter()
-        if EFFECT_PATH == "single":
-            for effect_id in effects:
-                execute_effect(rt, effect_id)
-        else:
-            execute_effects(rt, effects)
-        # The worker's audit-index job (every minute): index the step's audit rows by patient.
-        with db.transaction() as session:
-            catch_up_audit_index(session)
-        sent = time.perf_counter()
-        work.runs.clear()
-        work.effects.clear()
-        timers["tick_s"] += ticked - started
-        timers["runs_s"] += planned - ticked
-        timers["send_s"] += sent - planned
+        work.put((clock.now(), effects))
+        timers["schedule_s"] += scheduled - started
+        timers["runs_s"] += planned - scheduled
         if not effects:
-            idle.append(planned - ticked)
+            idle.append(planned - scheduled)
+    work.put(None)
+    sender_busy, sender_rss_kb = done.get()
+    sender.join()
+    timed_s = time.perf_counter() - loop_started  # until the last message went out
     cpu_s = time.process_time() - cpu_started
     if profile:
         profile.disable()
@@ -256,16 +316,20 @@ def simulate_week() -> dict[str, Any]:
             session.execute(sa.select(Effect.state, sa.func.count()).group_by(Effect.state)).all()
         )
         units = session.scalars(sa.select(AutomationRun.units)).all()
-    timed_s = sum(timers.values())
     return {
         "reminders": int(reminders or 0),
         "visits_reminded": sum(int((u or {}).get("visit_reminded", 0)) for u in units),
         "effects": {str(k): int(v) for k, v in by_state.items()},
         "timed_s": timed_s,
-        # This process's CPU time over the same loop: on a shared machine it moves far less than
-        # the wall clock when other work competes for the cores.
+        # The planning process's CPU time over the same loop: on a shared machine it moves far
+        # less than the wall clock when other work competes for the cores.
         "cpu_s": cpu_s,
         **timers,
+        **sender_busy,
+        # Both processes at their peaks at once: an upper bound on what the two held together.
+        "peak_rss_mb": round(
+            (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + sender_rss_kb) / 1024
+        ),
         "idle_run_s": statistics.median(idle) if idle else 0.0,
         "reminders_per_s": int(reminders or 0) / timed_s,
     }

@@ -185,7 +185,15 @@ def _message_summary(message: OutgoingMessage) -> str:
 
 @dataclass
 class RunContext:
-    """Everything a run function may use. It must not commit: the engine owns the transaction."""
+    """Everything a run function may use. It must not commit: the engine owns the transaction.
+
+    `session` is the run's transaction. On SQLite its write lock is taken at its first
+    statement and held until the run commits, so an automation that reads a lot before it writes
+    reads through `reads` first: a snapshot that holds no lock (on a SQLite file; elsewhere the
+    run's own session), so other workers' writes (sending, replies, the web app) go on meanwhile.
+    What it then writes must hold against later changes: insert-if-absent claims and keys,
+    compare-and-set states, never "I read it was free, so it is mine".
+    """
 
     session: Session
     now: datetime
@@ -203,7 +211,13 @@ class RunContext:
     actor: str
     # The names of the automations loaded beside this one (one may hand work to another).
     loaded: frozenset[str] = frozenset()
+    snapshot: Session | None = None
     _units: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reads(self) -> Session:
+        """Where to read what the run will decide on before it writes (see the class docs)."""
+        return self.snapshot if self.snapshot is not None else self.session
 
     def count(self, unit: str, n: int = 1) -> None:
         """Count `n` units of work of a declared unit (they feed the impact ledger)."""

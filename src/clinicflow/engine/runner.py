@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from sqlalchemy.orm import Session
+
 from clinicflow.clock import FakeClock
+from clinicflow.engine.automation import Automation
 from clinicflow.engine.context import EffectRecorder, RunContext, RunLogger, TriggerInfo
 from clinicflow.engine.effects import effect_counts, pending_ids_of_run
 from clinicflow.engine.events import load_event, load_events
@@ -128,46 +131,29 @@ def _run_automation(
     session = rt.db.sessions()
     try:
         automation = rt.registry.get(run.automation)
+        # Nothing touches `session` before the automation does: on SQLite its first statement
+        # takes the write lock, which an automation puts off by reading `ctx.reads` first.
+        with rt.db.snapshot() as snapshot:
+            reads = snapshot if snapshot is not None else session
+            switch = switch_for(reads, run.automation)
+            if not switch.enabled:
+                return (
+                    "automation.disabled",
+                    f"{run.automation} was turned off before this run began.",
+                )
+            dry_run = run.dry_run or switch.dry_run
+            ctx = _context(rt, run, session, snapshot, reads, now, dry_run, automation, extra)
+            automation.run(ctx)
+        # The switch was read before the automation wrote (on SQLite, before the write lock):
+        # a person who turned it off or changed its dry run meanwhile is obeyed.
         switch = switch_for(session, run.automation)
-        if not switch.enabled:
-            return "automation.disabled", f"{run.automation} was turned off before this run began."
-        dry_run = run.dry_run or switch.dry_run
-        pool = effective_owner(session, rt, run.automation)
-        event = load_event(session, run.event_id) if run.event_id is not None else None
-        events = (
-            load_events(session, run.event_ids)
-            if run.event_ids
-            else ((event,) if event is not None else ())
-        )
-        ctx = RunContext(
-            session=session,
-            now=now,
-            clock=rt.clock,
-            zone=rt.zone,
-            settings=rt.settings,
-            cipher=rt.cipher,
-            logger=RunLogger(logging.getLogger(f"clinicflow.run.{run.automation}"), extra),
-            effects=EffectRecorder(
-                session,
-                cipher=rt.cipher,
-                handlers=rt.handlers,
-                run_id=run.id,
-                automation=run.automation,
-                owner=pool,
-                dry_run=dry_run,
-                now=now,
-            ),
-            run_id=run.id,
-            automation=automation,
-            owner=pool,
-            trigger=TriggerInfo(
-                run.trigger_kind, run.trigger_key, run.scheduled_for, event, events
-            ),
-            dry_run=dry_run,
-            actor=f"automation:{run.automation}",
-            loaded=frozenset(rt.registry.names()),
-        )
-        automation.run(ctx)
+        if not switch.enabled or (run.dry_run or switch.dry_run) != dry_run:
+            session.rollback()
+            return (
+                "automation.switch_changed",
+                f"{run.automation} was turned off, or put in or out of dry run, while this run "
+                "was under way; nothing it did was kept, and the next run follows the switch.",
+            )
         finished = finish_run(
             session,
             run.id,
@@ -195,6 +181,54 @@ def _run_automation(
         return "run.crashed", f"Something went wrong on our side (ref {ref})."
     finally:
         session.close()
+
+
+def _context(
+    rt: EngineRuntime,
+    run: RunRecord,
+    session: Session,
+    snapshot: Session | None,
+    reads: Session,
+    now: datetime,
+    dry_run: bool,
+    automation: Automation,
+    extra: dict[str, object],
+) -> RunContext:
+    """What the automation is handed: its write session, the snapshot to read from, the rest."""
+    pool = effective_owner(reads, rt, run.automation)
+    event = load_event(reads, run.event_id) if run.event_id is not None else None
+    events = (
+        load_events(reads, run.event_ids)
+        if run.event_ids
+        else ((event,) if event is not None else ())
+    )
+    return RunContext(
+        session=session,
+        now=now,
+        clock=rt.clock,
+        zone=rt.zone,
+        settings=rt.settings,
+        cipher=rt.cipher,
+        logger=RunLogger(logging.getLogger(f"clinicflow.run.{run.automation}"), extra),
+        effects=EffectRecorder(
+            session,
+            cipher=rt.cipher,
+            handlers=rt.handlers,
+            run_id=run.id,
+            automation=run.automation,
+            owner=pool,
+            dry_run=dry_run,
+            now=now,
+        ),
+        run_id=run.id,
+        automation=automation,
+        owner=pool,
+        trigger=TriggerInfo(run.trigger_kind, run.trigger_key, run.scheduled_for, event, events),
+        dry_run=dry_run,
+        actor=f"automation:{run.automation}",
+        loaded=frozenset(rt.registry.names()),
+        snapshot=snapshot,
+    )
 
 
 def run_outcome(rt: EngineRuntime, run_id: RunId) -> RunOutcome:

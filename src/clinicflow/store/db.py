@@ -146,6 +146,16 @@ class Database:
             self._read_sessions = make_sessionmaker(make_read_engine(self.engine))
         return transaction(self._read_sessions)
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Session | None]:
+        """A read snapshot apart from the writers (see `read`) on a SQLite file; None elsewhere,
+        where a caller reads through its own transaction (PostgreSQL's reads wait for no lock)."""
+        if not self._is_sqlite_file:
+            yield None
+            return
+        with self.read() as session:
+            yield session
+
     def start_checkpointer(self, *, every_s: float = DEFAULT_EVERY_S) -> WalCheckpointer | None:
         """For a SQLite file, checkpoint its WAL on a thread of this process (see
         `store.checkpoints`), until `dispose`; None for other databases, which need none."""

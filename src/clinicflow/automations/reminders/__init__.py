@@ -11,18 +11,22 @@ quiet hours, the visit moved or was cancelled), so nothing planned goes out stal
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
 
 from clinicflow.automations.reminders import marks
 from clinicflow.automations.reminders.claims import (
     ClaimKey,
     NewClaim,
+    Releases,
+    drop_claims,
     held_claims,
+    let_go,
     rekey,
-    release_gone,
-    sweep_voided,
+    releases,
     take_claims,
 )
 from clinicflow.automations.reminders.compose import Due, choose_route, group_messages
@@ -71,12 +75,19 @@ _KIND_OF = {MessageChannel.SMS: "phone", MessageChannel.EMAIL: "email"}
 
 
 def run(ctx: RunContext) -> None:
-    """Record every reminder due now that no earlier run recorded."""
+    """Record every reminder due now that no earlier run recorded.
+
+    Everything is read and rendered in the run's snapshot (`ctx.reads`) first, then written in
+    its transaction at the end: on SQLite the write lock is held only for the writes, so sends,
+    replies and the web app go on while a run plans. What the writes decide on holds anyway: a
+    visit's claim is taken only if free, so a message listing a visit another run took meanwhile
+    lists it no more.
+    """
     policy = load_policy(ctx.settings)
     start_after = ctx.now + MIN_NOTICE
     horizon = ctx.now + _longest_lead(policy) + CLOSURE_SLACK
-    wanted = _visits_to_plan(ctx, policy, start_after, horizon)
-    upcoming = upcoming_visits(ctx.session, start_after, horizon, ids=wanted) if wanted else []
+    wanted, housekeeping = _visits_to_plan(ctx, policy, start_after, horizon)
+    upcoming = upcoming_visits(ctx.reads, start_after, horizon, ids=wanted) if wanted else []
     plans = _plan_each(ctx, policy, upcoming)
     # Other visits of the contacts a message is due to now may ride along in it.
     due_to = {
@@ -84,17 +95,21 @@ def run(ctx: RunContext) -> None:
     }
     if due_to:
         riders = upcoming_visits(
-            ctx.session,
+            ctx.reads,
             start_after,
             horizon,
-            patient_ids=sharing_contacts(ctx.session, due_to),
+            patient_ids=sharing_contacts(ctx.reads, due_to),
             known=plans.keys(),
         )
         plans.update(_plan_each(ctx, policy, riders))
         upcoming += riders
-    taken = _send_due(ctx, upcoming, plans)
+    prepared = _prepare(ctx, upcoming, plans, releasing=housekeeping.releases.gone_keys)
+    # The writes, from here on.
+    if not ctx.dry_run:  # a rehearsal leaves the plan as it found it: the live runs send these
+        housekeeping.apply(ctx.session, now=ctx.now)
+    taken = _record(ctx, prepared)
     if ctx.dry_run:
-        return  # a rehearsal leaves the plan as it found it: the live runs send these
+        return
     marks.drop(ctx.session, wanted - set(plans))  # no longer upcoming (or not for reminders)
     marks.save(
         ctx.session,
@@ -123,50 +138,70 @@ def _longest_lead(policy: Policy) -> timedelta:
     return max(leads, default=timedelta(0))
 
 
+@dataclass(frozen=True, slots=True)
+class _Housekeeping:
+    """The changes to marks and claims a run decided on in its snapshot, made at its end."""
+
+    drop_all: bool  # a new policy: every upcoming visit is planned afresh
+    gone: dict[str, datetime]  # marked visits gone from the plan (cancelled, moved, removed)
+    releases: Releases
+    start_after: datetime  # visits starting before this are past any reminder
+    state: marks.PlanState
+
+    def apply(self, session: Session, *, now: datetime) -> None:
+        """Make the changes in the run's transaction, its first writes."""
+        marks.lock_plan(session)
+        if self.drop_all:
+            marks.drop_all(session)
+        let_go(session, self.releases, now=now)
+        marks.drop(session, self.gone)
+        marks.drop_passed(session, self.start_after)
+        marks.save_state(session, self.state)
+
+
 def _visits_to_plan(
     ctx: RunContext, policy: Policy, start_after: datetime, horizon: datetime
-) -> set[str]:
-    """The visits this run must plan (see `marks`); a dry run changes nothing on the way."""
-    session = ctx.session
-    state = marks.load_state(session)
+) -> tuple[set[str], _Housekeeping]:
+    """The visits this run must plan (see `marks`), and what it changes on the way, read from
+    its snapshot; a dry run plans the same visits and changes nothing."""
+    reads = ctx.reads
+    state = marks.load_state(reads)
     fingerprint = policy_fingerprint(policy)
-    generation = generation_of(session, marks.WATCHED_TYPES)
+    generation = generation_of(reads, marks.WATCHED_TYPES)
     today = ctx.now.astimezone(ctx.zone).date()
     policy_changed = state.policy != fingerprint
     replica_changed = policy_changed or state.generation != generation
     wanted: set[str] = set()
-    if not replica_changed:
+    gone: dict[str, datetime] = {}
+    if policy_changed:
+        wanted |= marks.in_window(reads, start_after, horizon)  # every mark is dropped
+    elif replica_changed:
+        gone = marks.gone(reads)
+        wanted |= marks.unplanned(reads, start_after, horizon)
+    else:
         # Only time moved: the visits that came into the window since the last run's horizon
         # (none of them had a mark; no sync needs to happen for them to need one).
         since = start_after if state.horizon is None else max(state.horizon, start_after)
         if since < horizon:
-            wanted |= marks.unplanned(session, since, horizon)
-    if ctx.dry_run:
-        # What the live run would plan, without its writes: under a new policy that is every
-        # visit (the live run drops every mark first), else the unmarked and moved ones.
-        if policy_changed:
-            wanted |= marks.in_window(session, start_after, horizon)
-        elif replica_changed:
-            wanted |= marks.unplanned(session, start_after, horizon)
-        return wanted | marks.due(session, ctx.now)
-    if policy_changed:
-        marks.drop_all(session)  # every upcoming visit is planned afresh under the new policy
-    if replica_changed:
-        went = marks.gone(session)
-        wanted |= release_gone(session, went, now=ctx.now)
-        marks.drop(session, went)
-        wanted |= marks.unplanned(session, start_after, horizon)
-    if state.swept_on != today:
-        wanted |= sweep_voided(session, start_after)
-    marks.drop_passed(session, start_after)
-    marks.save_state(session, marks.PlanState(generation, fingerprint, today, horizon))
-    return wanted | marks.due(session, ctx.now)
+            wanted |= marks.unplanned(reads, since, horizon)
+    found = releases(reads, gone, sweep_after=start_after if state.swept_on != today else None)
+    wanted |= found.visits
+    if not policy_changed:
+        wanted |= marks.due(reads, ctx.now)  # a new policy's plan covers them all anyway
+    housekeeping = _Housekeeping(
+        drop_all=policy_changed,
+        gone=gone,
+        releases=found,
+        start_after=start_after,
+        state=marks.PlanState(generation, fingerprint, today, horizon),
+    )
+    return wanted, housekeeping
 
 
 def _plan_each(
     ctx: RunContext, policy: Policy, upcoming: Sequence[Upcoming]
 ) -> dict[str, list[Planned]]:
-    risky = scored_at_least(ctx.session, [u.appointment_id for u in upcoming], policy.high_risk_at)
+    risky = scored_at_least(ctx.reads, [u.appointment_id for u in upcoming], policy.high_risk_at)
     return {
         u.appointment_id: plan(
             replace(u.visit, high_risk=True) if u.appointment_id in risky else u.visit,
@@ -179,51 +214,92 @@ def _plan_each(
     }
 
 
-def _send_due(
-    ctx: RunContext, upcoming: Sequence[Upcoming], plans: Mapping[str, list[Planned]]
-) -> dict[str, set[str]]:
-    """Record the messages due now; the touchpoints of each visit that a message covers."""
-    taken: dict[str, set[str]] = defaultdict(set)
+@dataclass
+class _Prepared:
+    """The messages due now as a run's snapshot shows them, rendered, ready to claim and record."""
+
+    taken: dict[str, set[str]]  # each visit's touchpoints some standing message covers
+    voided_claims: list[int]  # claims on these visits whose message was voided: to release
+    people: dict[str, Contact] = field(default_factory=dict)  # contacts read (a PHI read)
+    unreachable: int | None = None  # due visits with no way to reach the patient, once looked
+    groups: list[list[Due]] = field(default_factory=list)  # one message each
+    rendered: list[OutgoingMessage] = field(default_factory=list)  # each group's message
+    templates: Templates | None = None
+    practitioners: dict[str, str] = field(default_factory=dict)
+    places: dict[str, str] = field(default_factory=dict)
+
+
+def _prepare(
+    ctx: RunContext,
+    upcoming: Sequence[Upcoming],
+    plans: Mapping[str, list[Planned]],
+    *,
+    releasing: Collection[str],
+) -> _Prepared:
+    """The messages due now, routed, folded per contact and rendered, from the snapshot."""
+    reads = ctx.reads
     # Due now, or soon enough to ride along with a message due now to the same contact.
     due = [(u, p) for u in upcoming for p in due_now(plans[u.appointment_id], ctx.now + RIDE_ALONG)]
     if not due:
-        return taken
+        return _Prepared(defaultdict(set), [])
     starts = {u.appointment_id: u.visit.start_at for u, _ in due}
-    for appointment_id, touchpoint, start_at in held_claims(ctx.session, starts):
+    held = held_claims(reads, starts, releasing=releasing)
+    prepared = _Prepared(defaultdict(set), held.voided_ids)
+    for appointment_id, touchpoint, start_at in held.keys:
         if starts[appointment_id] == start_at:  # a claim for an old start is not this visit's
-            taken[appointment_id].add(touchpoint)
-    due = [(u, p) for u, p in due if p.touchpoint.name not in taken[u.appointment_id]]
+            prepared.taken[appointment_id].add(touchpoint)
+    due = [(u, p) for u, p in due if p.touchpoint.name not in prepared.taken[u.appointment_id]]
     if not due:
-        return taken
-    people = contacts(ctx.session, ctx.cipher, {u.patient_id for u, _ in due})
-    record_access(
-        ctx.session,
-        Actor.automation(NAME),
-        "read",
-        sorted(f"Patient/{pid}" for pid in people),
-        at=ctx.now,
-        detail={"why": "reminder contacts"},
-        index_later=True,
-    )
-    routed = _route(ctx, due, people)
-    ctx.count("no_contact", len(due) - len(routed))
+        return prepared
+    prepared.people = contacts(reads, ctx.cipher, {u.patient_id for u, _ in due})
+    routed = _route(ctx, due, prepared.people)
+    prepared.unreachable = len(due) - len(routed)
     # A message goes when one of its visits is due; the rest wait for a later run.
-    groups = [
+    prepared.groups = [
         items
         for items in group_messages(routed).values()
         if any(item.planned.send_at <= ctx.now for item in items)
     ]
-    if not groups:
-        return taken
-    won = _claim(ctx, groups)
-    listed = [item.upcoming for items in won for item in items]
-    practitioners = person_names(
-        ctx.session, ctx.cipher, sorted({u.practitioner_id or "" for u in listed})
+    if not prepared.groups:
+        return prepared
+    listed = [item.upcoming for items in prepared.groups for item in items]
+    prepared.practitioners = person_names(
+        reads, ctx.cipher, sorted({u.practitioner_id or "" for u in listed})
     )
-    places = place_names(ctx.session, ctx.cipher, sorted({u.location_id or "" for u in listed}))
-    templates = load_templates(ctx.settings)
+    prepared.places = place_names(reads, ctx.cipher, sorted({u.location_id or "" for u in listed}))
+    prepared.templates = load_templates(ctx.settings)
+    prepared.rendered = [_message(ctx, items, prepared) for items in prepared.groups]
+    return prepared
+
+
+def _record(ctx: RunContext, prepared: _Prepared) -> dict[str, set[str]]:
+    """Claim and record the prepared messages in the run's transaction; the touchpoints of each
+    visit that a message covers."""
+    taken = prepared.taken
+    if prepared.voided_claims and not ctx.dry_run:
+        drop_claims(ctx.session, prepared.voided_claims)
+    if prepared.people:
+        record_access(
+            ctx.session,
+            Actor.automation(NAME),
+            "read",
+            sorted(f"Patient/{pid}" for pid in prepared.people),
+            at=ctx.now,
+            detail={"why": "reminder contacts"},
+            index_later=True,
+        )
+    if prepared.unreachable is not None:
+        ctx.count("no_contact", prepared.unreachable)
+    if not prepared.groups:
+        return taken
+    won = _claim(ctx, prepared.groups)
+    # A message that lost some of its visits to a racing run lists only the rest.
+    rendered = {
+        id(items): message
+        for items, message in zip(prepared.groups, prepared.rendered, strict=True)
+    }
     ctx.effects.send_all(
-        [(_key(items), _message(ctx, items, templates, practitioners, places)) for items in won]
+        [(_key(mine), rendered.get(id(mine)) or _message(ctx, mine, prepared)) for mine in won]
     )
     for items in won:
         for item in items:
@@ -247,7 +323,7 @@ def _route(
     opted_out: set[str] = set()
     for channel in MessageChannel:
         mine = {d for (c, _), d in digests.items() if c is channel}
-        opted_out |= opted_out_among(ctx.session, channel, mine)
+        opted_out |= opted_out_among(ctx.reads, channel, mine)
     routed = []
     for item, planned in due:
         contact = people.get(item.patient_id)
@@ -261,7 +337,8 @@ def _route(
 
 def _claim(ctx: RunContext, groups: Sequence[list[Due]]) -> list[list[Due]]:
     """Claim each message's visits; a message lists those it won (a racing run may have taken
-    some), and one that won none is not sent. A dry run claims nothing and keeps them all."""
+    some: a new list), and one that won none is not sent. A dry run claims nothing and keeps
+    them all."""
     if ctx.dry_run:
         return list(groups)
     keys = [_key(items) for items in groups]
@@ -281,9 +358,10 @@ def _claim(ctx: RunContext, groups: Sequence[list[Due]]) -> list[list[Due]]:
     won = []
     for items, key in zip(groups, keys, strict=True):
         mine = [item for item in items if _claim_key(item) in taken]
-        if mine and len(mine) != len(items):
+        if len(mine) == len(items):
+            won.append(items)  # the message as prepared
+        elif mine:
             rekey(ctx.session, key, _key(mine))
-        if mine:
             won.append(mine)
     return won
 
@@ -301,13 +379,7 @@ def _key(items: Sequence[Due]) -> str:
     )
 
 
-def _message(
-    ctx: RunContext,
-    items: list[Due],
-    templates: Templates,
-    practitioners: dict[str, str],
-    places: dict[str, str],
-) -> OutgoingMessage:
+def _message(ctx: RunContext, items: list[Due], prepared: _Prepared) -> OutgoingMessage:
     """The reminder listing these visits, rendered for the patient."""
     first = items[0]
     touchpoint = first.planned.touchpoint
@@ -335,8 +407,8 @@ def _message(
         visits=[
             VisitLine(
                 start_local=item.upcoming.visit.start_at.astimezone(zone),
-                practitioner=practitioners.get(item.upcoming.practitioner_id or ""),
-                location=places.get(item.upcoming.location_id or ""),
+                practitioner=prepared.practitioners.get(item.upcoming.practitioner_id or ""),
+                location=prepared.places.get(item.upcoming.location_id or ""),
                 patient_first_name=item.contact.first_name if len(patients) > 1 else None,
             )
             for item in items
@@ -345,7 +417,9 @@ def _message(
         visit_url=visit_url,
         unsubscribe_url=unsubscribe_url,
     )
-    rendered = render_reminder(templates, touchpoint, view)
+    if prepared.templates is None:
+        raise AssertionError("a message rendered before its templates were loaded")
+    rendered = render_reminder(prepared.templates, touchpoint, view)
     return OutgoingMessage(
         channel=route.channel,
         to=route.address,

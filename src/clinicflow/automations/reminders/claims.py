@@ -6,11 +6,15 @@ a row (PostgreSQL makes the second insert wait for the first transaction, then y
 is listed in at most one message per touchpoint. A claim whose message was voided (the visit
 moved, another listed visit was cancelled) is released, so the next plan covers the visits that
 still need it.
+
+A run reads claims in its snapshot (`held_claims`, `releases`) and writes them in its
+transaction (`take_claims`, `let_go`, `drop_claims`): a claim taken meanwhile by another run
+wins, because `take_claims` inserts only what is free.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,6 +39,7 @@ _HELD = (
         ReminderClaim.appointment_id,
         ReminderClaim.touchpoint,
         ReminderClaim.start_at,
+        ReminderClaim.effect_key,
         Effect.state,
     )
     .outerjoin(Effect, Effect.key == ReminderClaim.effect_key)
@@ -42,25 +47,40 @@ _HELD = (
 )
 
 
-def held_claims(session: Session, appointment_ids: Iterable[str]) -> set[ClaimKey]:
-    """Claims on these visits whose message still stands; voided ones are released first."""
+@dataclass(frozen=True, slots=True)
+class Held:
+    """The claims a run found on its visits: those whose message stands, and the rows of those
+    whose message was voided (to release in the run's transaction)."""
+
+    keys: set[ClaimKey]
+    voided_ids: list[int]
+
+
+def held_claims(
+    reads: Session, appointment_ids: Iterable[str], *, releasing: Collection[str] = ()
+) -> Held:
+    """Claims on these visits whose message still stands (read, nothing released here); a
+    message in `releasing` (`Releases.gone_keys`) stands no more."""
     wanted = sorted(set(appointment_ids))
-    held: set[ClaimKey] = set()
+    held = Held(set(), [])
     for start in range(0, len(wanted), CHUNK):
-        chunk = wanted[start : start + CHUNK]
-        rows = session.execute(_HELD, {"ids": chunk}).all()
-        released = [row.id for row in rows if row.state == EffectState.VOIDED]
-        if released:
-            session.execute(
-                delete(ReminderClaim).where(ReminderClaim.id.in_(released)),
-                execution_options=NO_SYNC,
-            )
-        held.update(
+        rows = reads.execute(_HELD, {"ids": wanted[start : start + CHUNK]}).all()
+        held.voided_ids.extend(row.id for row in rows if row.state == EffectState.VOIDED)
+        held.keys.update(
             (row.appointment_id, row.touchpoint, row.start_at)
             for row in rows
-            if row.state != EffectState.VOIDED
+            if row.state != EffectState.VOIDED and row.effect_key not in releasing
         )
     return held
+
+
+def drop_claims(session: Session, claim_ids: Sequence[int]) -> None:
+    """Delete these claims (their message was voided)."""
+    for start in range(0, len(claim_ids), CHUNK):
+        session.execute(
+            delete(ReminderClaim).where(ReminderClaim.id.in_(claim_ids[start : start + CHUNK])),
+            execution_options=NO_SYNC,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +135,27 @@ def rekey(session: Session, old_key: str, new_key: str) -> None:
     )
 
 
-def release_gone(session: Session, gone: Mapping[str, datetime], *, now: datetime) -> set[str]:
-    """Void the messages not yet sent that list a visit that went away (cancelled, moved,
-    removed) and release their claims; the other visits those messages listed, to plan again.
+@dataclass(frozen=True, slots=True)
+class Releases:
+    """Claims a run lets go of: found in its snapshot, let go in its transaction (`let_go`)."""
+
+    # Messages listing a visit that went away (cancelled, moved, removed): voided unless they
+    # went out meanwhile, then their claims released.
+    gone_keys: frozenset[str] = frozenset()
+    # Messages voided at send time (opted out, another listed visit moved): claims released.
+    voided_keys: frozenset[str] = frozenset()
+    # The other visits those messages listed: to plan again in this run.
+    visits: frozenset[str] = frozenset()
+
+
+_NOT_SENT = (EffectState.PENDING, EffectState.CLAIMED)
+
+
+def releases(
+    reads: Session, gone: Mapping[str, datetime], *, sweep_after: datetime | None
+) -> Releases:
+    """What to let go of for these gone visits and, with `sweep_after` (once a day), for the
+    upcoming visits' messages voided at send time.
 
     A message in flight is left to the send-time check, which voids it too; the daily sweep
     then releases its claims.
@@ -125,41 +163,64 @@ def release_gone(session: Session, gone: Mapping[str, datetime], *, now: datetim
     ids = sorted(gone)
     keys: set[str] = set()
     for first in range(0, len(ids), CHUNK):
-        rows = session.execute(
+        rows = reads.execute(
             select(
                 ReminderClaim.appointment_id, ReminderClaim.start_at, ReminderClaim.effect_key
             ).where(ReminderClaim.appointment_id.in_(ids[first : first + CHUNK]))
         )
         keys.update(row.effect_key for row in rows if row.start_at == gone[row.appointment_id])
+    gone_keys = _in_states(reads, keys, _NOT_SENT)
+    voided: set[str] = set()
+    if sweep_after is not None:
+        rows = reads.execute(
+            select(ReminderClaim.effect_key)
+            .join(Effect, Effect.key == ReminderClaim.effect_key)
+            .where(ReminderClaim.start_at > sweep_after, Effect.state == EffectState.VOIDED)
+        )
+        voided = {row.effect_key for row in rows}
+    visits = _covered(reads, gone_keys | voided) - set(gone)
+    return Releases(frozenset(gone_keys), frozenset(voided), frozenset(visits))
+
+
+def let_go(session: Session, found: Releases, *, now: datetime) -> None:
+    """Void the messages of gone visits that have not gone out and release their claims, and
+    the claims of messages voided at send time. One sent in the meantime keeps its claims: the
+    visits it listed that this run planned again lose their claim to it (`take_claims`)."""
     voided = void_pending_keys(
-        session, sorted(keys), reason="a visit it lists was cancelled or moved", now=now
+        session, sorted(found.gone_keys), reason="a visit it lists was cancelled or moved", now=now
     )
-    return _release(session, voided) - set(gone)
-
-
-def sweep_voided(session: Session, start_after: datetime) -> set[str]:
-    """Release the claims of upcoming visits whose message was voided (at send time: opted out,
-    another listed visit moved); the visits to plan again."""
-    rows = session.execute(
-        select(ReminderClaim.effect_key)
-        .join(Effect, Effect.key == ReminderClaim.effect_key)
-        .where(ReminderClaim.start_at > start_after, Effect.state == EffectState.VOIDED)
-    )
-    return _release(session, {row.effect_key for row in rows})
-
-
-def _release(session: Session, effect_keys: set[str]) -> set[str]:
-    """Delete the claims of these messages; the visits they covered."""
-    keys = sorted(effect_keys)
-    released: set[str] = set()
+    keys = sorted(voided | found.voided_keys)
     for first in range(0, len(keys), CHUNK):
-        chunk = keys[first : first + CHUNK]
-        released.update(
-            session.scalars(
-                delete(ReminderClaim)
-                .where(ReminderClaim.effect_key.in_(chunk))
-                .returning(ReminderClaim.appointment_id),
-                execution_options=NO_SYNC,
+        session.execute(
+            delete(ReminderClaim).where(ReminderClaim.effect_key.in_(keys[first : first + CHUNK])),
+            execution_options=NO_SYNC,
+        )
+
+
+def _in_states(reads: Session, keys: set[str], states: Sequence[EffectState]) -> set[str]:
+    wanted = sorted(keys)
+    found: set[str] = set()
+    for first in range(0, len(wanted), CHUNK):
+        found.update(
+            reads.scalars(
+                select(Effect.key).where(
+                    Effect.key.in_(wanted[first : first + CHUNK]), Effect.state.in_(states)
+                )
             )
         )
-    return released
+    return found
+
+
+def _covered(reads: Session, effect_keys: set[str]) -> set[str]:
+    """The visits the claims of these messages cover."""
+    keys = sorted(effect_keys)
+    covered: set[str] = set()
+    for first in range(0, len(keys), CHUNK):
+        covered.update(
+            reads.scalars(
+                select(ReminderClaim.appointment_id).where(
+                    ReminderClaim.effect_key.in_(keys[first : first + CHUNK])
+                )
+            )
+        )
+    return covered

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Select, Table, and_, delete, or_, select, update
+from sqlalchemy import Select, Table, and_, delete, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from clinicflow.automations.reminders.visits import UPCOMING
@@ -35,6 +35,7 @@ _MARKS: Table = ReminderMark.__table__  # type: ignore[assignment]
 _STATE: Table = ReminderPlanState.__table__  # type: ignore[assignment]
 # What the planner reads its change counter from: visits and the patients they are for.
 WATCHED_TYPES = ("Appointment", "Patient")
+PLAN_LOCK_KEY = 0x726D6E64  # "rmnd": the PostgreSQL advisory lock for a run's plan writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,18 @@ class PlanState:
     policy: str | None = None
     swept_on: date | None = None
     horizon: datetime | None = None  # the far end of the window the last run planned
+
+
+def lock_plan(session: Session) -> None:
+    """Be the one run writing the plan until the transaction ends.
+
+    Two runs racing on PostgreSQL would each lock some marks (dropping passed visits) and the
+    plan state, in different orders as their plans differ, and deadlock. Taken first in a
+    run's writes (SQLite's write lock does the same), this lock lets one write its plan, then
+    the other, whose claims then lose to the first's where they overlap.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PLAN_LOCK_KEY})
 
 
 def load_state(session: Session) -> PlanState:
