@@ -132,6 +132,30 @@ def test_a_visit_due_hours_later_rides_along_in_its_family_message_due_now(
     assert len(practice.outbox()) == 1
 
 
+def test_a_family_visit_with_nothing_due_for_days_is_not_planned_again_to_ride_along(
+    practice: Practice, planned: list[str]
+) -> None:
+    _family(practice)
+    first = NOW + timedelta(days=3)
+    later = first + timedelta(days=3)
+    practice.sync(visit("a1", "p1", first, booked=BOOKED), visit("a2", "p2", later, booked=BOOKED))
+    practice.remind()  # plans both; nothing due yet
+    planned.clear()
+    practice.clock.set(first - timedelta(days=2))
+    practice.remind()
+    # a2's mark says its next text is three days off: it cannot ride along, so it is not planned.
+    assert planned == ["a1"]
+    (sms,) = practice.outbox()
+    assert "Maria" in sms.body
+    assert "Lucas" not in sms.body
+    practice.clock.set(later - timedelta(days=2))
+    practice.remind()
+    assert [m.effect_key.split(":")[1] for m in practice.outbox()] == [
+        "Appointment/a1",
+        "Appointment/a2",
+    ]
+
+
 def test_a_cancelled_visit_voids_its_family_message_and_the_other_visit_is_reminded_alone(
     practice: Practice,
 ) -> None:

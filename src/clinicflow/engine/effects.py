@@ -7,12 +7,12 @@ never commit: `clinicflow.engine.execution` strings them together, one commit pe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -34,6 +34,17 @@ class RecordedEffect:
     created: bool
 
 
+# As json.dumps(sort_keys=True, default=str) wrote payloads before: instants and dataclasses
+# through str(), keys sorted, non-string keys as strings; orjson writes a run's thousands of
+# them several times faster.
+_PAYLOAD_JSON = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_NON_STR_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
 def dry_run_key(run_id: RunId, key: str) -> str:
     """The key a dry run records an effect under (apart from the live key space)."""
     return f"dry-run:{run_id}:{key}"[:300]
@@ -46,7 +57,7 @@ def decrypt_payload(cipher: PhiCipher, effect: Effect) -> dict[str, object]:
 
 def open_payload(cipher: PhiCipher, key: str, payload_enc: bytes) -> dict[str, object]:
     """A payload in clear from its stored columns (for readers that load no ORM row)."""
-    data: dict[str, object] = json.loads(cipher.decrypt(payload_enc, effect_payload_aad(key)))
+    data: dict[str, object] = orjson.loads(cipher.decrypt(payload_enc, effect_payload_aad(key)))
     return data
 
 
@@ -108,7 +119,7 @@ def record_effects(
         key = dry_run_key(run_id, effect.key) if dry_run else effect.key
         if key in rows:
             continue
-        body = json.dumps(dict(effect.payload), sort_keys=True, default=str).encode()
+        body = orjson.dumps(dict(effect.payload), default=str, option=_PAYLOAD_JSON)
         rows[key] = {
             "key": key,
             "kind": effect.kind,

@@ -100,6 +100,7 @@ def run(ctx: RunContext) -> None:
             horizon,
             patient_ids=sharing_contacts(ctx.reads, due_to),
             known=plans.keys(),
+            due_by=ctx.now + RIDE_ALONG,
         )
         plans.update(_plan_each(ctx, policy, riders))
         upcoming += riders
@@ -292,20 +293,13 @@ def _record(ctx: RunContext, prepared: _Prepared) -> dict[str, set[str]]:
         ctx.count("no_contact", prepared.unreachable)
     if not prepared.groups:
         return taken
-    won = _claim(ctx, prepared.groups)
-    # A message that lost some of its visits to a racing run lists only the rest.
-    rendered = {
-        id(items): message
-        for items, message in zip(prepared.groups, prepared.rendered, strict=True)
-    }
-    ctx.effects.send_all(
-        [(_key(mine), rendered.get(id(mine)) or _message(ctx, mine, prepared)) for mine in won]
-    )
-    for items in won:
+    won = _claim(ctx, prepared)
+    ctx.effects.send_all([(key, message) for key, _, message in won])
+    for _, items, _ in won:
         for item in items:
             taken[item.upcoming.appointment_id].add(item.planned.touchpoint.name)
     ctx.count("reminder_sent", len(won))
-    ctx.count("visit_reminded", sum(len(items) for items in won))
+    ctx.count("visit_reminded", sum(len(items) for _, items, _ in won))
     return taken
 
 
@@ -335,13 +329,14 @@ def _route(
     return routed
 
 
-def _claim(ctx: RunContext, groups: Sequence[list[Due]]) -> list[list[Due]]:
-    """Claim each message's visits; a message lists those it won (a racing run may have taken
-    some: a new list), and one that won none is not sent. A dry run claims nothing and keeps
-    them all."""
+def _claim(ctx: RunContext, prepared: _Prepared) -> list[tuple[str, list[Due], OutgoingMessage]]:
+    """Claim each message's visits; each message to send with its key and the visits it lists.
+    A message lists the visits it won: one that lost some to a racing run is written again for
+    the rest, and one that won none is not sent. A dry run claims nothing and keeps them all."""
+    keys = [_key(items) for items in prepared.groups]
+    ready = list(zip(keys, prepared.groups, prepared.rendered, strict=True))
     if ctx.dry_run:
-        return list(groups)
-    keys = [_key(items) for items in groups]
+        return ready
     claims = [
         NewClaim(
             _claim_key(item),
@@ -351,18 +346,18 @@ def _claim(ctx: RunContext, groups: Sequence[list[Due]]) -> list[list[Due]]:
             practitioner_id=item.upcoming.practitioner_id,
             asks_reply=item.planned.touchpoint.asks_reply,
         )
-        for items, key in zip(groups, keys, strict=True)
+        for key, items, _ in ready
         for item in items
     ]
     taken = take_claims(ctx.session, claims, now=ctx.now)
     won = []
-    for items, key in zip(groups, keys, strict=True):
+    for key, items, message in ready:
         mine = [item for item in items if _claim_key(item) in taken]
         if len(mine) == len(items):
-            won.append(items)  # the message as prepared
+            won.append((key, items, message))
         elif mine:
             rekey(ctx.session, key, _key(mine))
-            won.append(mine)
+            won.append((_key(mine), mine, _message(ctx, mine, prepared)))
     return won
 
 

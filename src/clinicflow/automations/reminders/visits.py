@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from clinicflow.automations.reminders.policy import Visit
 from clinicflow.security.phi import PhiCipher
 from clinicflow.store.bodies import open_body
+from clinicflow.store.messaging import ReminderMark
 from clinicflow.store.replica import (
     Appointment,
     FhirResource,
@@ -93,6 +94,22 @@ _BY_PATIENT = _COLUMNS.where(
     Appointment.start_at > bindparam("after"),
     Appointment.start_at <= bindparam("before"),
 )
+# Riders: of these patients' visits, those a message due now could list. A visit whose mark (for
+# its current start) says nothing of it falls due before `soon` has no touchpoint to ride along
+# with: its plan is what the mark was made from (marks.py), so planning it again finds none.
+_RIDERS = _BY_PATIENT.outerjoin(
+    ReminderMark,
+    and_(
+        ReminderMark.appointment_id == Appointment.fhir_id,
+        ReminderMark.start_at == Appointment.start_at,
+    ),
+).where(
+    or_(
+        ReminderMark.appointment_id.is_(None),
+        ReminderMark.next_check_at.is_(None),
+        ReminderMark.next_check_at <= bindparam("soon"),
+    )
+)
 _ROLES = select(PractitionerRole.practitioner_id, PractitionerRole.specialty_code).order_by(
     PractitionerRole.fhir_id
 )
@@ -106,11 +123,13 @@ def upcoming_visits(
     ids: Collection[str] | None = None,
     patient_ids: Collection[str] | None = None,
     known: Collection[str] = (),
+    due_by: datetime | None = None,
 ) -> list[Upcoming]:
     """Booked or pending visits starting in (start_after, start_before], of living, active,
     unmerged patients; only those with these `ids`, or of these `patient_ids`, when given;
-    none of the `known` ones."""
-    window = {"after": start_after, "before": start_before}
+    none of the `known` ones. With `patient_ids` and `due_by`: only visits that may have a
+    touchpoint due by then (their mark says so, or they have none to say otherwise)."""
+    window: dict[str, Any] = {"after": start_after, "before": start_before}
     rows: list[Any] = []
     if ids is None and patient_ids is None:
         rows.extend(row for row in session.execute(_IN_WINDOW, window) if row[0] not in known)
@@ -121,9 +140,11 @@ def upcoming_visits(
             if row[0] in ids and row[0] not in known
         )
     else:
-        query, wanted = (
-            (_BY_ID, sorted(ids)) if ids is not None else (_BY_PATIENT, sorted(patient_ids or ()))
-        )
+        if ids is not None:
+            query, wanted = _BY_ID, sorted(ids)
+        else:
+            query, wanted = (_BY_PATIENT if due_by is None else _RIDERS), sorted(patient_ids or ())
+            window["soon"] = due_by
         for first in range(0, len(wanted), CHUNK):
             rows.extend(
                 row
