@@ -49,6 +49,7 @@ import json
 import logging
 import multiprocessing
 import os
+import queue
 import random
 import resource
 import statistics
@@ -56,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -223,12 +225,24 @@ def _send_batches(work: Any, done: Any) -> None:
     """The sending worker process: each step's effects at that step's time, then the tick's
     reconciliation and the effects it found due (held for quiet hours), then the audit-index
     job. Its busy seconds and peak RSS go on `done` once it is handed None."""
-    from clinicflow.clock import FakeClock
     from clinicflow.engine import execute_effect, tick
     from clinicflow.engine.batch import execute_effects
-    from clinicflow.security.audit import catch_up_audit_index
 
     logging.basicConfig(level=logging.ERROR)
+    try:
+        busy = _send_until_told(work, done, execute_effect, execute_effects, tick)
+    except BaseException:
+        done.put(("failed", traceback.format_exc()))  # the planner stops at once, not hangs
+        raise
+    done.put((busy, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def _send_until_told(
+    work: Any, done: Any, execute_effect: Any, execute_effects: Any, tick: Any
+) -> dict[str, float]:
+    from clinicflow.clock import FakeClock
+    from clinicflow.security.audit import catch_up_audit_index
+
     clock = FakeClock(START_AT)
     rt = _runtime(clock)
     collected = _Collected()
@@ -251,7 +265,7 @@ def _send_batches(work: Any, done: Any) -> None:
         busy["send_s"] += sent - started
         busy["tick_s"] += time.perf_counter() - sent
     rt.db.dispose()
-    done.put((busy, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    return busy
 
 
 def _execute(rt: Any, effects: list[Any], one: Any, batched: Any) -> None:
@@ -260,6 +274,31 @@ def _execute(rt: Any, effects: list[Any], one: Any, batched: Any) -> None:
             one(rt, effect_id)
     elif effects:
         batched(rt, effects)
+
+
+def _hand(work: Any, item: Any, sender: Any) -> None:
+    """Give the sender a step's effects; if it died, stop with its error instead of waiting."""
+    while True:
+        try:
+            work.put(item, timeout=1.0)
+            return
+        except queue.Full:
+            if not sender.is_alive():
+                raise SystemExit("the sending process died") from None
+
+
+def _from_sender(done: Any, sender: Any) -> Any:
+    """The sender's next word: "ready", or its figures at the end; SystemExit if it failed."""
+    while True:
+        try:
+            answer = done.get(timeout=1.0)
+        except queue.Empty:
+            if not sender.is_alive():
+                raise SystemExit("the sending process died") from None
+            continue
+        if isinstance(answer, tuple) and answer[0] == "failed":
+            raise SystemExit(f"the sending process failed:\n{answer[1]}")
+        return answer
 
 
 def simulate_week() -> dict[str, Any]:
@@ -281,8 +320,7 @@ def simulate_week() -> dict[str, Any]:
     rt = _runtime(clock)
     db = rt.db
     db.start_checkpointer()  # as `clinicflow worker` does: WAL checkpoints off the commits
-    if done.get() != "ready":
-        raise SystemExit("the sending process did not start")
+    _from_sender(done, sender)  # "ready"
     timers = {"schedule_s": 0.0, "runs_s": 0.0}
     idle: list[float] = []
     profile = cProfile.Profile() if PROFILE else None
@@ -297,13 +335,13 @@ def simulate_week() -> dict[str, Any]:
         scheduled = time.perf_counter()
         effects = [e for run_id in runs for e in execute_run(rt, run_id)]
         planned = time.perf_counter()
-        work.put((clock.now(), effects))
+        _hand(work, (clock.now(), effects), sender)
         timers["schedule_s"] += scheduled - started
         timers["runs_s"] += planned - scheduled
         if not effects:
             idle.append(planned - scheduled)
-    work.put(None)
-    sender_busy, sender_rss_kb = done.get()
+    _hand(work, None, sender)
+    sender_busy, sender_rss_kb = _from_sender(done, sender)
     sender.join()
     timed_s = time.perf_counter() - loop_started  # until the last message went out
     cpu_s = time.process_time() - cpu_started
