@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Select, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from clinicflow.engine.effects import void_pending_keys
@@ -169,7 +170,9 @@ def releases(
             ).where(ReminderClaim.appointment_id.in_(ids[first : first + CHUNK]))
         )
         keys.update(row.effect_key for row in rows if row.start_at == gone[row.appointment_id])
-    gone_keys = _in_states(reads, keys, _NOT_SENT)
+    gone_keys = _scalars_in(
+        reads, select(Effect.key).where(Effect.state.in_(_NOT_SENT)), Effect.key, keys
+    )
     voided: set[str] = set()
     if sweep_after is not None:
         rows = reads.execute(
@@ -178,7 +181,9 @@ def releases(
             .where(ReminderClaim.start_at > sweep_after, Effect.state == EffectState.VOIDED)
         )
         voided = {row.effect_key for row in rows}
-    visits = _covered(reads, gone_keys | voided) - set(gone)
+    # The visits those messages' claims cover.
+    covered = select(ReminderClaim.appointment_id)
+    visits = _scalars_in(reads, covered, ReminderClaim.effect_key, gone_keys | voided) - set(gone)
     return Releases(frozenset(gone_keys), frozenset(voided), frozenset(visits))
 
 
@@ -197,30 +202,10 @@ def let_go(session: Session, found: Releases, *, now: datetime) -> None:
         )
 
 
-def _in_states(reads: Session, keys: set[str], states: Sequence[EffectState]) -> set[str]:
-    wanted = sorted(keys)
+def _scalars_in(reads: Session, query: Select[Any], column: Any, values: set[str]) -> set[str]:
+    """`query`'s values where `column` is one of `values`, CHUNK of them a statement."""
+    wanted = sorted(values)
     found: set[str] = set()
     for first in range(0, len(wanted), CHUNK):
-        found.update(
-            reads.scalars(
-                select(Effect.key).where(
-                    Effect.key.in_(wanted[first : first + CHUNK]), Effect.state.in_(states)
-                )
-            )
-        )
+        found.update(reads.scalars(query.where(column.in_(wanted[first : first + CHUNK]))))
     return found
-
-
-def _covered(reads: Session, effect_keys: set[str]) -> set[str]:
-    """The visits the claims of these messages cover."""
-    keys = sorted(effect_keys)
-    covered: set[str] = set()
-    for first in range(0, len(keys), CHUNK):
-        covered.update(
-            reads.scalars(
-                select(ReminderClaim.appointment_id).where(
-                    ReminderClaim.effect_key.in_(keys[first : first + CHUNK])
-                )
-            )
-        )
-    return covered
