@@ -57,10 +57,17 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+READ_CACHE_KIB = -16384  # negative: KiB, as SQLite takes it
+
+
 def _sqlite_read_only(dbapi_conn: Any, _record: Any) -> None:
-    dbapi_conn.cursor().execute(
-        "PRAGMA query_only=ON"
-    )  # a read transaction that tries to write fails
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA query_only=ON")  # a read transaction that tries to write fails
+    # The 64 MiB cache is for writers rewriting index pages (a sync); a reader's pages stay in
+    # the OS page cache anyway. 16 MiB took ~31 MB off each worker process's peak in the
+    # reminders week (two processes: 439 -> 407 MB), at no cost the box could show.
+    cur.execute(f"PRAGMA cache_size={READ_CACHE_KIB}")
+    cur.close()
 
 
 def _sqlite_begin_read(conn: Any) -> None:
