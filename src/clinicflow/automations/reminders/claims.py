@@ -77,11 +77,7 @@ def held_claims(
 
 def drop_claims(session: Session, claim_ids: Sequence[int]) -> None:
     """Delete these claims (their message was voided)."""
-    for start in range(0, len(claim_ids), CHUNK):
-        session.execute(
-            delete(ReminderClaim).where(ReminderClaim.id.in_(claim_ids[start : start + CHUNK])),
-            execution_options=NO_SYNC,
-        )
+    _delete_in(session, ReminderClaim.id, claim_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,10 +190,14 @@ def let_go(session: Session, found: Releases, *, now: datetime) -> None:
     voided = void_pending_keys(
         session, sorted(found.gone_keys), reason="a visit it lists was cancelled or moved", now=now
     )
-    keys = sorted(voided | found.voided_keys)
-    for first in range(0, len(keys), CHUNK):
+    _delete_in(session, ReminderClaim.effect_key, sorted(voided | found.voided_keys))
+
+
+def _delete_in(session: Session, column: Any, values: Sequence[Any]) -> None:
+    """Delete the claims whose `column` is one of `values`, CHUNK of them a statement."""
+    for first in range(0, len(values), CHUNK):
         session.execute(
-            delete(ReminderClaim).where(ReminderClaim.effect_key.in_(keys[first : first + CHUNK])),
+            delete(ReminderClaim).where(column.in_(values[first : first + CHUNK])),
             execution_options=NO_SYNC,
         )
 
