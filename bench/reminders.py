@@ -225,22 +225,18 @@ def _send_batches(work: Any, done: Any) -> None:
     """The sending worker process: each step's effects at that step's time, then the tick's
     reconciliation and the effects it found due (held for quiet hours), then the audit-index
     job. Its busy seconds and peak RSS go on `done` once it is handed None."""
-    from clinicflow.engine import execute_effect, tick
-    from clinicflow.engine.batch import execute_effects
-
     logging.basicConfig(level=logging.ERROR)
     try:
-        busy = _send_until_told(work, done, execute_effect, execute_effects, tick)
+        busy = _send_until_told(work, done)
     except BaseException:
         done.put(("failed", traceback.format_exc()))  # the planner stops at once, not hangs
         raise
     done.put((busy, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 
 
-def _send_until_told(
-    work: Any, done: Any, execute_effect: Any, execute_effects: Any, tick: Any
-) -> dict[str, float]:
+def _send_until_told(work: Any, done: Any) -> dict[str, float]:
     from clinicflow.clock import FakeClock
+    from clinicflow.engine import tick
     from clinicflow.security.audit import catch_up_audit_index
 
     clock = FakeClock(START_AT)
@@ -252,11 +248,11 @@ def _send_until_told(
         at, effects = item
         started = time.perf_counter()
         clock.set(at)
-        _execute(rt, effects, execute_effect, execute_effects)
+        _execute(rt, effects)
         sent = time.perf_counter()
         # The run was scheduled already (its key is taken): this tick's work is the rest.
         tick(rt, collected)
-        _execute(rt, collected.effects, execute_effect, execute_effects)
+        _execute(rt, collected.effects)
         collected.runs.clear()
         collected.effects.clear()
         # The worker's audit-index job (every minute): index the step's audit rows by patient.
@@ -268,12 +264,15 @@ def _send_until_told(
     return busy
 
 
-def _execute(rt: Any, effects: list[Any], one: Any, batched: Any) -> None:
+def _execute(rt: Any, effects: list[Any]) -> None:
+    from clinicflow.engine import execute_effect
+    from clinicflow.engine.batch import execute_effects
+
     if EFFECT_PATH == "single":
         for effect_id in effects:
-            one(rt, effect_id)
+            execute_effect(rt, effect_id)
     elif effects:
-        batched(rt, effects)
+        execute_effects(rt, effects)
 
 
 def _hand(work: Any, item: Any, sender: Any) -> None:
